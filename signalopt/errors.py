@@ -1,0 +1,44 @@
+"""Exception tree for signalopt.
+
+    SignaloptError
+    ├── InputError (ValueError)
+    │   ├── CountsError          malformed/unknown/out-of-order detector counts
+    │   ├── NetworkError         broken or inconsistent network description
+    │   └── ScenarioError        unknown scenario, missing or malformed .sumocfg
+    ├── PlanInvariantError       a timing plan violates a safety invariant
+    └── StoreError               the plan store cannot read or write
+"""
+
+from __future__ import annotations
+
+
+class SignaloptError(Exception):
+    """Base class of every error raised by signalopt."""
+
+
+class InputError(SignaloptError, ValueError):
+    """Input data was rejected; the message names the offending row/field."""
+
+
+class CountsError(InputError):
+    """Detector counts were malformed, unknown or out of order."""
+
+
+class NetworkError(InputError):
+    """A network description is broken or inconsistent."""
+
+
+class ScenarioError(InputError):
+    """A scenario name, path or configuration is unknown or broken."""
+
+
+class PlanInvariantError(SignaloptError):
+    """A timing plan violates an invariant; it must never be applied or published."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class StoreError(SignaloptError):
+    """The plan store failed to read or write."""

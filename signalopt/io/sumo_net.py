@@ -1,0 +1,95 @@
+"""Read a SUMO ``.net.xml`` into a ``NetworkSpec``; the only sumolib import in signalopt/."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from pathlib import Path
+
+import sumolib
+
+from signalopt.errors import NetworkError
+from signalopt.network import IntersectionSpec, LinkSpec, MovementSpec, NetworkSpec, PhaseSpec
+
+VEHICLE_CLASS = "passenger"
+
+
+def read_sumo_net(path: str | Path) -> NetworkSpec:
+    """Parse a SUMO network file into a validated ``NetworkSpec`` (no detectors yet).
+
+    Links are the non-internal edges that allow passenger cars; intersections are the traffic
+    light systems with their first program; movements group the tls connections by
+    (from edge, to edge).
+    """
+    path = Path(path)
+    if not path.is_file():
+        msg = f"network file not found: {path}"
+        raise NetworkError(msg)
+    try:
+        net = sumolib.net.readNet(str(path), withPrograms=True)
+    except (ET.ParseError, OSError, ValueError, KeyError, AttributeError) as exc:
+        msg = f"cannot read SUMO network {path}: {exc}"
+        raise NetworkError(msg) from exc
+
+    links = [
+        LinkSpec(
+            id=e.getID(),
+            from_node=e.getFromNode().getID(),
+            to_node=e.getToNode().getID(),
+            length=max(e.getLength(), 0.1),
+            lanes=len(e.getLanes()),
+            speed=e.getSpeed(),
+        )
+        for e in net.getEdges(withInternal=False)
+        if e.allows(VEHICLE_CLASS)
+    ]
+    link_ids = {link.id for link in links}
+    intersections, movements = [], []
+    for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
+        programs = tls.getPrograms()
+        if not programs:
+            continue
+        program = programs[sorted(programs)[0]]
+        phases = tuple(
+            PhaseSpec(
+                state=p.state,
+                duration=float(p.duration),
+                min_dur=float(p.minDur if p.minDur not in (None, -1) else p.duration),
+                max_dur=float(p.maxDur if p.maxDur not in (None, -1) else p.duration),
+            )
+            for p in program.getPhases()
+        )
+        phases = tuple(_fix_bounds(p) for p in phases)
+        groups: dict[tuple[str, str], tuple[set[int], set[int]]] = defaultdict(
+            lambda: (set(), set())
+        )
+        for in_lane, out_lane, index in tls.getConnections():
+            fe, te = in_lane.getEdge().getID(), out_lane.getEdge().getID()
+            if fe in link_ids and te in link_ids and index >= 0:
+                signals, lanes = groups[(fe, te)]
+                signals.add(int(index))
+                lanes.add(in_lane.getIndex())
+        if not groups or not any(p.is_green for p in phases):
+            continue
+        intersections.append(
+            IntersectionSpec(id=tls.getID(), phases=phases, offset=float(program._offset or 0))
+        )
+        movements += [
+            MovementSpec(
+                intersection=tls.getID(),
+                from_link=fe,
+                to_link=te,
+                signals=tuple(sorted(sig)),
+                lanes=tuple(sorted(ln)),
+            )
+            for (fe, te), (sig, ln) in sorted(groups.items())
+        ]
+    return NetworkSpec(links=tuple(links), intersections=tuple(intersections), movements=tuple(movements))
+
+
+def _fix_bounds(p: PhaseSpec) -> PhaseSpec:
+    """Static programs often omit minDur/maxDur; widen them to contain the duration."""
+    lo, hi = min(p.min_dur, p.duration), max(p.max_dur, p.duration)
+    if (lo, hi) == (p.min_dur, p.max_dur):
+        return p
+    return PhaseSpec(state=p.state, duration=p.duration, min_dur=lo, max_dur=hi)

@@ -1,0 +1,228 @@
+"""Controllers that drive SUMO's signals, and the registry that names them.
+
+A controller sees the simulation only through ``SimContext``: the static network (with its
+virtual detectors), detector readings, and the trafficlight domain to set signals. Ground
+truth is never passed to a controller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from signalopt.network import CompiledNetwork, NetworkSpec
+
+TLS_TYPE_ACTUATED = 3
+
+
+@dataclass
+class SimContext:
+    """What a controller may use: the SUMO API (signals, detectors), the network, the clock."""
+
+    api: Any
+    spec: NetworkSpec
+    net: CompiledNetwork
+    begin: float
+    interval_s: float
+
+
+class Controller(Protocol):
+    """Signal control strategy plugged into the simulation loop."""
+
+    name: str
+
+    def setup(self, ctx: SimContext) -> None:
+        """Called once after SUMO started."""
+
+    def on_step(self, ctx: SimContext, t: float) -> None:
+        """Called after every simulated second."""
+
+    def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
+        """Called when a detector interval closes, with that interval's counts columns."""
+
+
+class FixedTime:
+    """The network's own static programs, untouched."""
+
+    name = "fixed"
+
+    def setup(self, ctx: SimContext) -> None:
+        pass
+
+    def on_step(self, ctx: SimContext, t: float) -> None:
+        pass
+
+    def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
+        pass
+
+
+class Actuated(FixedTime):
+    """SUMO's gap-based actuated control on the network's phase sequence.
+
+    Green phases get netconvert's defaults (minDur 5 s, maxDur 50 s); clearances unchanged.
+    SUMO places its own stop-line detectors for actuated programs.
+    """
+
+    name = "actuated"
+
+    def __init__(self, min_green: float = 5.0, max_green: float = 50.0) -> None:
+        self.min_green, self.max_green = min_green, max_green
+
+    def setup(self, ctx: SimContext) -> None:
+        tl = ctx.api.trafficlight
+        for inter in ctx.spec.intersections:
+            phases = [
+                tl.Phase(p.duration, p.state, self.min_green, max(self.max_green, p.duration))
+                if p.is_green else tl.Phase(p.duration, p.state, p.duration, p.duration)
+                for p in inter.phases
+            ]
+            tl.setProgramLogic(inter.id, tl.Logic("actuated", TLS_TYPE_ACTUATED, 0, phases))
+
+
+def transition_states(prev: str, nxt: str, clearance: list[tuple[str, float]]) -> list[tuple[str, float]]:
+    """Yellow then all-red states between two green states, timed from the program's clearances.
+
+    Signals green in ``prev`` and red in ``nxt`` show yellow for the first clearance phase's
+    duration, then red for the rest; signals green in both stay green. Durations are copied
+    from the network, never shortened.
+    """
+    yellow = "".join(
+        "y" if a in "Gg" and b not in "Gg" else (a if b in "Gg" and a in "Gg" else "r")
+        for a, b in zip(prev, nxt, strict=True)
+    )
+    red = "".join(a if a in "Gg" and b in "Gg" else "r" for a, b in zip(prev, nxt, strict=True))
+    y_dur = clearance[0][1] if clearance else 3.0
+    rest = sum(d for _, d in clearance[1:])
+    out = [(yellow, y_dur)]
+    if rest > 0:
+        out.append((red, rest))
+    return out
+
+
+def clearance_after(phases: list[Any], k: int) -> list[tuple[str, float]]:
+    """The non-green phases that follow green phase ``k`` in program order."""
+    out = []
+    n = len(phases)
+    j = (k + 1) % n
+    while not phases[j].is_green and j != k:
+        out.append((phases[j].state, phases[j].duration))
+        j = (j + 1) % n
+    return out
+
+
+class MaxPressure(FixedTime):
+    """Classic max-pressure (Varaiya 2013) from camera-zone detector counts only.
+
+    Every ``step_s`` seconds after the minimum green, each intersection switches to the green
+    phase with the largest pressure: sum over its movements of (vehicles waiting in the
+    movement's approach zone - vehicles in the receiving link's zone), with the program's
+    yellow/all-red between greens.
+    """
+
+    name = "maxpressure"
+
+    def __init__(self, step_s: float = 10.0, min_green: float = 10.0) -> None:
+        self.step_s, self.min_green = step_s, min_green
+
+    def setup(self, ctx: SimContext) -> None:
+        net = ctx.net
+        self._zones = [d for d in ctx.spec.detectors if d.kind == "zone"]
+        self._zone_link = np.array([net.link_index[d.link] for d in self._zones], dtype=np.int64)
+        # rows of the (link, lane, movement) triples each zone's lane feeds
+        rows_of: dict[tuple[int, int], list[int]] = {}
+        for k, (a, b) in enumerate(zip(net.lane_mov_link.tolist(), net.lane_mov_lane.tolist(), strict=True)):
+            rows_of.setdefault((a, b), []).append(k)
+        self._zone_key = [rows_of.get((net.link_index[d.link], d.lane), []) for d in self._zones]
+        self._inters = list(ctx.spec.intersections)
+        self._greens = [[k for k, p in enumerate(i.phases) if p.is_green] for i in self._inters]
+        self._cur = [g[0] for g in self._greens]
+        self._next_decision = np.full(len(self._inters), ctx.begin + self.min_green)
+        self._pending: list[list[tuple[str, float]]] = [[] for _ in self._inters]
+        self._target = list(self._cur)
+        tl = ctx.api.trafficlight
+        for i, inter in enumerate(self._inters):
+            tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
+
+    def _pressures(self, ctx: SimContext) -> np.ndarray:
+        """Pressure of every movement from the current camera-zone counts."""
+        net = ctx.net
+        e2 = ctx.api.lanearea
+        zone_veh = np.array([e2.getLastStepVehicleNumber(d.id) for d in self._zones], dtype=np.float64)
+        link_veh = np.bincount(self._zone_link, weights=zone_veh, minlength=net.n_links)
+        link_zone_lanes = np.bincount(self._zone_link, minlength=net.n_links).astype(np.float64)
+        # lane vehicles split evenly over the movements the lane serves
+        lanes_of = np.zeros(net.lane_mov_mov.shape[0])
+        for z, rows in enumerate(self._zone_key):
+            if rows:
+                lanes_of[rows] += zone_veh[z] / len(rows)
+        q_in = np.bincount(net.lane_mov_mov, weights=lanes_of, minlength=net.n_movements)
+        per_lane_out = np.divide(link_veh, link_zone_lanes, out=np.zeros(net.n_links),
+                                 where=link_zone_lanes > 0)
+        q_out = per_lane_out[net.mov_to] * net.mov_lanes
+        return q_in - q_out
+
+    def on_step(self, ctx: SimContext, t: float) -> None:
+        due = np.nonzero(self._next_decision <= t + 1e-9)[0]
+        if due.size == 0:
+            return
+        tl = ctx.api.trafficlight
+        w = self._pressures(ctx)
+        net = ctx.net
+        for i in due.tolist():
+            inter = self._inters[i]
+            if self._pending[i]:  # continue a yellow/all-red transition
+                state, dur = self._pending[i].pop(0)
+                tl.setRedYellowGreenState(inter.id, state)
+                self._next_decision[i] = t + dur
+                continue
+            if self._cur[i] != self._target[i]:  # transition done: start the new green
+                self._cur[i] = self._target[i]
+                tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
+                self._next_decision[i] = t + self.min_green
+                continue
+            base = net.int_phase_indptr[i]
+            best, best_p = self._cur[i], -np.inf
+            for k in self._greens[i]:
+                p = base + k
+                movs = net.phase_mov[net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]
+                pressure = float(w[movs].sum())
+                if pressure > best_p + 1e-9:
+                    best, best_p = k, pressure
+            if best == self._cur[i]:
+                self._next_decision[i] = t + self.step_s
+                continue
+            clearance = clearance_after(list(inter.phases), self._cur[i])
+            steps = transition_states(inter.phases[self._cur[i]].state, inter.phases[best].state, clearance)
+            self._target[i] = best
+            state, dur = steps[0]
+            tl.setRedYellowGreenState(inter.id, state)
+            self._pending[i] = steps[1:]
+            self._next_decision[i] = t + dur
+
+
+ControllerFactory = Callable[..., Controller]
+CONTROLLERS: dict[str, ControllerFactory] = {}
+
+
+def register_controller(name: str, factory: ControllerFactory) -> None:
+    """Add a controller factory under ``name``; names are unique."""
+    if name in CONTROLLERS:
+        msg = f"controller {name!r} is already registered"
+        raise ValueError(msg)
+    CONTROLLERS[name] = factory
+
+
+def make_controller(name: str, **params: Any) -> Controller:
+    """Instantiate a registered controller by name."""
+    if name not in CONTROLLERS:
+        msg = f"unknown controller {name!r}; choose one of {', '.join(sorted(CONTROLLERS))}"
+        raise ValueError(msg)
+    return CONTROLLERS[name](**params)
+
+
+register_controller("fixed", FixedTime)
+register_controller("actuated", Actuated)
+register_controller("maxpressure", MaxPressure)
