@@ -1,0 +1,172 @@
+"""The ``signalopt`` command line: thin typer commands that call one library function each."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from signalopt.errors import SignaloptError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Real-time traffic signal optimization, validated closed-loop in SUMO.")
+console = Console()
+err_console = Console(stderr=True)
+
+DEMO_CONTROLLERS = "signalopt,fixed,actuated,maxpressure"
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {exc}")
+    return typer.Exit(code=2)
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console)
+
+
+def _split(text: str, cast: Callable[[str], Any] = str) -> list[Any]:
+    try:
+        return [cast(x.strip()) for x in text.split(",") if x.strip()]
+    except ValueError as exc:
+        msg = f"cannot parse list {text!r}: {exc}"
+        raise typer.BadParameter(msg) from exc
+
+
+def _metrics_table(metrics: dict[str, Any]) -> Table:
+    table = Table(title=f"{metrics['scenario']} / {metrics['controller']} / seed {metrics['seed']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key in ("mean_delay_s", "mean_travel_time_s", "scheduled", "arrived", "unfinished",
+                "not_inserted", "teleports", "throughput_veh_h", "mean_stops", "delay_index", "wall_s"):
+        val = metrics[key]
+        table.add_row(key, f"{val:.2f}" if isinstance(val, float) else str(val))
+    return table
+
+
+@app.command()
+def simulate(
+    scenario: Annotated[str, typer.Argument(help="built-in name (pilot128, grid4x4, ...) or .sumocfg path")],
+    controller: Annotated[str, typer.Option(help="fixed | actuated | maxpressure | signalopt")] = "fixed",
+    demand: Annotated[str | None, typer.Option(help="offpeak | peak | peak_ramp (generated scenarios)")] = None,
+    seed: Annotated[int, typer.Option(help="SUMO and demand seed")] = 42,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds (default: scenario window)")] = None,
+    scale: Annotated[float, typer.Option(help="demand multiplier (generated scenarios)")] = 1.0,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out/simulate"),
+    traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
+) -> None:
+    """Simulate one scenario under one controller; write metrics.json and trips.parquet."""
+    from scenarios.registry import resolve_scenario  # noqa: PLC0415
+    from sim.controllers import make_controller  # noqa: PLC0415
+    from sim.runner import run_simulation  # noqa: PLC0415
+
+    try:
+        ctrl = make_controller(controller)
+        spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
+        with _progress() as bar:
+            task = bar.add_task(f"{spec.name} / {controller}", total=1.0)
+            result = run_simulation(spec, ctrl, backend="traci" if traci else "libsumo",
+                                    progress=lambda f: bar.update(task, completed=f))
+            bar.update(task, completed=1.0)
+    except (SignaloptError, ValueError) as exc:
+        raise _fail(exc) from exc
+    result.write(out)
+    console.print(_metrics_table(result.metrics))
+    console.print(f"wrote {out / 'metrics.json'} and {out / 'trips.parquet'}")
+
+
+def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, demand: str | None,
+                 duration: float | None, out: Path, workers: int, traci: bool) -> None:
+    from sim.compare import markdown_table, plan_tasks, run_compare  # noqa: PLC0415
+    from sim.controllers import CONTROLLERS  # noqa: PLC0415
+
+    unknown = [c for c in controllers if c not in CONTROLLERS]
+    if unknown:
+        raise _fail(ValueError(f"unknown controller(s) {unknown}; choose from {sorted(CONTROLLERS)}"))
+    try:
+        tasks = plan_tasks(scenario, controllers, seeds, demand=demand, duration=duration,
+                           backend="traci" if traci else "libsumo", out_dir=out / "runs")
+    except (SignaloptError, ValueError) as exc:
+        raise _fail(exc) from exc
+    with _progress() as bar:
+        total = bar.add_task(f"{len(tasks)} runs on {workers} workers", total=len(tasks))
+        bars: dict[str, Any] = {}
+
+        def on_progress(slug: str, frac: float) -> None:
+            if slug not in bars:
+                bars[slug] = bar.add_task(f"  {slug}", total=1.0)
+            bar.update(bars[slug], completed=frac)
+
+        def on_done(res: dict[str, Any]) -> None:
+            bar.advance(total)
+            if res["key"] in bars:
+                bar.update(bars[res["key"]], completed=1.0, visible=False)
+            if res.get("error"):
+                err_console.print(f"[red]run {res['key']} failed:[/] {res['error']}")
+
+        runs, summary = run_compare(tasks, out, workers=workers, on_progress=on_progress, on_done=on_done)
+    console.print(markdown_table(summary))
+    console.print(f"wrote {out / 'compare.csv'}, {out / 'compare.md'}, {out / 'compare.png'}")
+    if (runs["error"] != "").any():
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def compare(
+    scenario: Annotated[str, typer.Argument(help="built-in name or .sumocfg path")],
+    controllers: Annotated[str, typer.Option(help="comma-separated controller names")] = "fixed,actuated,maxpressure",
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "42,43,44",
+    demand: Annotated[str | None, typer.Option(help="offpeak | peak | peak_ramp")] = None,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds")] = None,
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out/compare"),
+    workers: Annotated[int, typer.Option(help="parallel SUMO processes")] = 2,
+    traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
+) -> None:
+    """Run controllers x seeds in a process pool; print and write the comparison table and plot."""
+    _run_compare(scenario, _split(controllers), _split(seeds, int), demand=demand, duration=duration,
+                 out=out, workers=workers, traci=traci)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
+    seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "42",
+    duration: Annotated[float, typer.Option(help="simulated seconds")] = 3600.0,
+    workers: Annotated[int, typer.Option(help="parallel SUMO processes")] = 2,
+) -> None:
+    """The pilot-grid demo: signalopt vs fixed, actuated and max-pressure on pilot128 peak."""
+    _run_compare("pilot128", _split(DEMO_CONTROLLERS), _split(seeds, int), demand="peak",
+                 duration=duration, out=out, workers=workers, traci=False)
+
+
+@app.command()
+def scenarios() -> None:
+    """List the built-in scenarios."""
+    from scenarios.registry import list_scenarios  # noqa: PLC0415
+
+    for name in list_scenarios():
+        console.print(name)
+
+
+@app.command()
+def metrics() -> None:
+    """Print the metric definitions used in every result."""
+    from sim.metrics import DEFINITIONS  # noqa: PLC0415
+
+    console.print_json(json.dumps(DEFINITIONS))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

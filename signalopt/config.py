@@ -1,0 +1,95 @@
+"""Engine parameters as frozen pydantic models, built once at the edge and passed down.
+
+``QAParams`` (detector quality checks) and ``EstimatorParams`` (in-transit volume estimator)
+live here; the optimizer's ``OptimizerParams`` and the scan's ``ScanConfig`` join them.
+Kernels never see these objects: wrappers unpack them into scalars.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class QAParams(_Params):
+    """Thresholds of the per-detector, per-interval quality checks (``signalopt.detectors``)."""
+
+    max_flow_veh_h_lane: float = Field(
+        default=3000.0, gt=0, description="a loop counting more per lane-hour is implausible")
+    stuck_intervals: int = Field(
+        default=6, ge=2, description="identical non-zero count+occupancy this many times = stuck")
+    stuck_zero_intervals: int = Field(
+        default=20, ge=2,
+        description="zero count with non-zero flow at neighbours this many times = stuck at zero")
+    chatter_ratio: float = Field(
+        default=2.5, gt=1, description="count above this multiple of the neighbours' = chatter")
+    chatter_min_count: int = Field(
+        default=8, ge=1, description="chatter is only judged above this many vehicles")
+    vehicle_length_m: float = Field(
+        default=5.0, gt=0, description="effective vehicle length seen by loops and cameras")
+    max_occupancy_per_flow: float = Field(
+        default=6.0, gt=0,
+        description="flow-occupancy check: occupancy % may exceed this x expected at free flow"
+                    " only when speed is low")
+    history_weight: float = Field(
+        default=0.1, gt=0, le=1, description="EWMA weight of each new interval in the history")
+
+
+class EstimatorParams(_Params):
+    """Noise levels and model constants of the in-transit volume estimator (``estimate``)."""
+
+    interval_s: float = Field(default=30.0, gt=0, description="detector interval length, s")
+    scan_s: float = Field(default=120.0, gt=0, description="scan (summary) period, s")
+    vehicle_length_m: float = Field(default=5.0, gt=0, description="for occupancy -> density")
+    jam_spacing_m: float = Field(default=7.5, gt=0, description="metres per queued vehicle")
+    halt_speed_ms: float = Field(default=2.0, gt=0, description="zone speed that means queued")
+    count_var: float = Field(
+        default=0.25, ge=0, description="variance of one healthy loop count (veh^2)")
+    imputed_var_frac: float = Field(
+        default=0.5, ge=0, description="std of an imputed count as a fraction of its value")
+    imputed_var_min: float = Field(
+        default=4.0, ge=0, description="variance floor of an imputed count (veh^2)")
+    process_var: float = Field(
+        default=0.5, ge=0, description="per-interval model noise per link (veh^2)")
+    sink_var: float = Field(
+        default=1e-4, ge=0, description="per-interval random walk of a link's loss fraction")
+    sink_prior: float = Field(
+        default=0.05, ge=0, le=1, description="prior loss fraction (trips ending mid-link)")
+    sink_prior_var: float = Field(default=0.01, ge=0, description="variance of that prior")
+    zone_rel_std: float = Field(
+        default=0.15, ge=0, description="relative std of a zone (camera) vehicle measurement")
+    zone_abs_std: float = Field(default=0.7, ge=0, description="absolute std per zone lane")
+    loop_rel_std: float = Field(
+        default=0.6, ge=0, description="relative std of the loop-density vehicle measurement")
+    loop_abs_std: float = Field(default=2.0, ge=0, description="its absolute std per link")
+    turn_prior_weight: float = Field(
+        default=0.05, ge=0, description="ridge weight pulling turning flows to the prior split")
+    flow_smoothing: float = Field(
+        default=0.5, gt=0, le=1, description="EWMA weight of the newest scan in turning ratios")
+
+
+class OptimizerParams(_Params):
+    """Timing-plan optimizer constants (``signalopt.optimize``); defaults hold across scenarios."""
+
+    sat_flow_veh_h_lane: float = Field(default=1800.0, gt=0, description="saturation flow per lane")
+    startup_loss_s: float = Field(default=2.0, ge=0, description="lost time per green (start-up)")
+    min_green_s: float = Field(default=5.0, gt=0, description="minimum green of every phase")
+    min_cycle_s: float = Field(default=40.0, gt=0)
+    max_cycle_s: float = Field(default=140.0, gt=0)
+    max_y: float = Field(default=0.9, gt=0, lt=1, description="cap on the sum of flow ratios")
+    y_floor: float = Field(default=0.02, ge=0, description="flow ratio floor so no phase starves")
+    y_smoothing: float = Field(default=0.5, gt=0, le=1, description="EWMA weight of the new scan")
+    common_cycle: bool = Field(default=True, description="one cycle for the region (coordination)")
+    common_cycle_quantile: float = Field(default=0.9, gt=0, le=1,
+                                         description="region cycle = this quantile of Webster's")
+    coordinate: bool = Field(default=True, description="green-wave offsets along corridors")
+    discharge_s_per_veh: float = Field(default=2.0, ge=0, description="queue clearance headway")
+    min_coord_flow_veh_h: float = Field(default=60.0, ge=0, description="ignore lighter corridors")
+    max_cycle_change_s: float = Field(default=20.0, gt=0, description="per scan")
+    max_green_change_s: float = Field(default=15.0, gt=0, description="per phase per scan")
+    actuated: bool = Field(default=False, description="let the local controller gap out/extend")
+    act_min_frac: float = Field(default=0.6, gt=0, le=1, description="min_dur = frac x green")
+    act_max_frac: float = Field(default=1.5, ge=1, description="max_dur = frac x green")

@@ -1,0 +1,30 @@
+"""Actuation bounds: the min/max green a local actuated controller may use inside the plan.
+
+As in SCATS, the strategic plan fixes cycle and splits; the local controller may end a green
+early when its queue has cleared (gap-out, never below ``min_dur``) or extend it up to
+``max_dur`` when traffic keeps arriving.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from signalopt.network import CompiledNetwork
+
+
+def actuation_bounds(
+    net: CompiledNetwork,
+    durations: np.ndarray,
+    *,
+    min_green: np.ndarray,
+    min_frac: float,
+    max_frac: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per phase (min_dur, max_dur): greens in [max(min_green, min_frac*g), max_frac*g];
+    clearances fixed at their duration (never shortened)."""
+    owner = np.repeat(np.arange(net.n_intersections), np.diff(net.int_phase_indptr))
+    green = net.phase_is_green
+    floor = min_green[owner]
+    lo = np.where(green, np.minimum(np.maximum(floor, min_frac * durations), durations), durations)
+    hi = np.where(green, np.maximum(max_frac * durations, durations), durations)
+    return lo, hi

@@ -1,0 +1,108 @@
+"""Run many simulations in a local process pool: one SUMO per process, progress streamed back."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue
+import traceback
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scenarios.registry import ScenarioSpec
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """Fixes one run: (scenario, demand, scale, controller, seed, duration)."""
+
+    scenario: str
+    controller: str
+    seed: int
+    demand: str = "default"
+    scale: float = 1.0
+    duration: float = 3600.0
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+    @property
+    def slug(self) -> str:
+        extra = "".join(f"-{k}{v}" for k, v in self.params)
+        return (f"{self.scenario}-{self.demand}-x{self.scale:g}-{self.controller}{extra}"
+                f"-s{self.seed}-d{self.duration:g}")
+
+
+@dataclass(frozen=True)
+class RunTask:
+    key: RunKey
+    scenario: ScenarioSpec
+    backend: str = "libsumo"
+    out_dir: Path | None = None
+
+
+def run_task(task: RunTask, progress_q: Any = None) -> dict[str, Any]:
+    """Worker entry point: simulate one task and return its metrics (errors as a record)."""
+    from sim.controllers import make_controller  # noqa: PLC0415  (in the worker process)
+    from sim.runner import run_simulation  # noqa: PLC0415
+
+    def report(frac: float) -> None:
+        if progress_q is not None:
+            progress_q.put((task.key.slug, frac))
+
+    try:
+        ctrl = make_controller(task.key.controller, **dict(task.key.params))
+        result = run_simulation(task.scenario, ctrl, backend=task.backend, progress=report)
+        if task.out_dir is not None:
+            result.write(task.out_dir / task.key.slug)
+        metrics = {k: v for k, v in result.metrics.items() if k != "definitions"}
+        return {**metrics, "key": task.key.slug, "error": ""}
+    except Exception as exc:  # noqa: BLE001  a failed run is recorded, the batch goes on
+        return {"key": task.key.slug, "controller": task.key.controller, "seed": task.key.seed,
+                "scenario": task.key.scenario, "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc()[-4000:]}
+
+
+def run_pool(
+    tasks: Iterable[RunTask],
+    *,
+    workers: int = 2,
+    on_progress: Callable[[str, float], None] | None = None,
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run ``tasks`` in ``workers`` fresh processes (recycled after each run)."""
+    tasks = list(tasks)
+    if workers <= 1:
+        results = []
+        for task in tasks:
+            res = run_task(task, None)
+            if on_done:
+                on_done(res)
+            results.append(res)
+        return results
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        progress_q = manager.Queue()
+        results: list[dict[str, Any]] = []
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as ex:
+            pending: set[Future] = {ex.submit(run_task, t, progress_q) for t in tasks}
+            while pending:
+                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(progress_q, on_progress)
+                for fut in done:
+                    res = fut.result()
+                    if on_done:
+                        on_done(res)
+                    results.append(res)
+            _drain(progress_q, on_progress)
+    return results
+
+
+def _drain(progress_q: Any, on_progress: Callable[[str, float], None] | None) -> None:
+    while True:
+        try:
+            slug, frac = progress_q.get_nowait()
+        except queue.Empty:
+            return
+        if on_progress:
+            on_progress(slug, frac)
