@@ -65,7 +65,7 @@ def scan_plan(intersection: str, version: int, *, created_at: float = 0.0, ns: f
                       phases=phases, rings=((0, 1, 2, 3),), source=source)  # type: ignore[arg-type]
 
 
-def test_client(app: object) -> object:
+def make_client(app: object) -> object:
     """A FastAPI ``TestClient`` for ``app``.
 
     Starlette warns when its TestClient runs on ``httpx`` rather than ``httpx2``; that
@@ -78,5 +78,3 @@ def test_client(app: object) -> object:
         from fastapi.testclient import TestClient  # noqa: PLC0415
     return TestClient(app)
 
-
-test_client.__test__ = False  # type: ignore[attr-defined]  # not a test despite its name
