@@ -77,7 +77,8 @@ def test_plan_etag_304_and_fallback_when_nothing_published(env: Env) -> None:
     c, h = env.client, env.h["adapter"]
     r = c.get("/v1/intersections/A/plan", headers=h)
     body = r.json()
-    assert (body["mode"], body["plan"], body["reason"]) == ("fallback", None, "no plan published yet")
+    assert (body["mode"], body["plan"]) == ("fallback", None)
+    assert body["reason"] == "no plan published yet"
     assert [p["duration"] for p in body["fallback"]["phases"]] == [30, 3, 30, 3]
     env.store.publish([scan_plan("A", 1, created_at=T0, ns=36, ew=24)], actor="scan")
     r = c.get("/v1/intersections/A/plan", headers=h)
@@ -102,7 +103,8 @@ def test_expired_plan_is_never_served(env: Env) -> None:
     env.now = T0 + 240
     r = c.get("/v1/intersections/A/plan", headers={**h, "If-None-Match": '"A-plan-1"'})
     body = r.json()
-    assert (r.status_code, body["mode"], body["plan"], body["version"]) == (200, "fallback", None, None)
+    assert (r.status_code, body["mode"], body["plan"]) == (200, "fallback", None)
+    assert body["version"] is None
     assert "expired" in body["reason"]
     assert r.headers["etag"] == '"A-fallback-0"'
 
@@ -135,7 +137,8 @@ def test_rollback_freeze_and_history(env: Env) -> None:
     assert r.status_code == 200, r.text
     assert (r.json()["version"], r.json()["plan"]["phases"][0]["duration"]) == (3, 40)
     assert c.post("/v1/intersections/A/rollback", headers=h, json={"version": 9}).status_code == 404
-    assert c.post("/v1/intersections/A/freeze", headers=h, json={"reason": "works"}).json()["frozen"]
+    r = c.post("/v1/intersections/A/freeze", headers=h, json={"reason": "works"})
+    assert r.json()["frozen"]
     assert env.store.frozen() == {"A": "works"}
     hist = c.get("/v1/intersections/A/history", headers=h).json()
     assert [(x["version"], x["current"]) for x in hist] == [(3, True), (2, False), (1, False)]
@@ -182,7 +185,8 @@ def test_ack(env: Env) -> None:
 def test_counts_rejects_bad_rows_keeps_good_and_is_idempotent(env: Env) -> None:
     c, h = env.client, env.h["ingest"]
     rows = [
-        {"detector_id": "w_A_in", "interval_start": 0.0, "count": 4, "occupancy": 5.0, "speed": 12.0},
+        {"detector_id": "w_A_in", "interval_start": 0.0, "count": 4, "occupancy": 5.0,
+         "speed": 12.0},
         {"detector_id": "ghost", "interval_start": 0.0, "count": 4},
         {"detector_id": "A_B_in", "interval_start": 0.0, "count": "4"},
         {"detector_id": "A_B_in", "interval_start": 0.0, "count": -1, "speed": None},
@@ -246,7 +250,8 @@ def test_health_metrics_and_store_failure() -> None:
     r = broken.client.get("/v1/health")
     assert (r.status_code, r.json()["status"]) == (503, "degraded")
     r = broken.client.get("/v1/intersections/A/plan", headers=broken.h["adapter"])
-    assert (r.status_code, r.json()["detail"]) == (503, "plan store unavailable: database is locked")
+    assert r.status_code == 503
+    assert r.json()["detail"] == "plan store unavailable: database is locked"
 
 
 def test_openapi_is_the_adapter_contract() -> None:

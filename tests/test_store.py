@@ -31,8 +31,8 @@ def _pg_store() -> SqlPlanStore:
         pytest.skip(f"PostgreSQL at SIGNALOPT_PG_DSN unreachable: {exc}")
     from signalopt import store as mod  # noqa: PLC0415
 
-    mod._META.drop_all(store._engine)  # noqa: SLF001  # fresh tables per test
-    mod._META.create_all(store._engine)  # noqa: SLF001
+    mod._META.drop_all(store._engine)  # fresh tables per test
+    mod._META.create_all(store._engine)
     return store
 
 
@@ -137,7 +137,7 @@ def test_sqlite_survives_reopen_and_concurrent_writers(tmp_path: object) -> None
             for v in range(1, 21):
                 store.publish([scan_plan(iid, v)], actor="scan")
                 store.add_counts([CountRow(f"{iid}-d", float(v), v, 1.0, 1.0)])
-        except Exception as exc:  # noqa: BLE001  # surfaced by the assert below
+        except Exception as exc:  # surfaced by the assert below
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in "ABCD"]
