@@ -21,7 +21,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from signalopt.errors import PlanInvariantError
-from signalopt.network import CompiledNetwork, IntersectionSpec
+from signalopt.network import (
+    CompiledNetwork,
+    IntersectionSpec,
+    LinkSpec,
+    MovementSpec,
+    NetworkSpec,
+    compile_network,
+)
 
 OFFSET_REFERENCE = "start of phase 0 (first green) relative to t = 0 of the plan clock, mod cycle"
 TOL = 1e-6
@@ -89,7 +96,69 @@ def fallback_plan(inter: IntersectionSpec, *, created_at: float = 0.0, version: 
     )
 
 
-def plan_problems(  # noqa: C901, PLR0912
+CHECKS = (
+    "ring sum != cycle",
+    "green below minimum green",
+    "clearance shorter than the network's",
+    "duration outside actuation bounds [min_dur, max_dur]",
+    "offset not in [0, cycle)",
+    "cycle outside [min_cycle, max_cycle]",
+    "cycle changed more than max_cycle_change_s in one scan",
+    "a green changed more than max_green_change_s in one scan",
+)
+
+
+def array_problems(
+    net: CompiledNetwork,
+    cycle: np.ndarray,
+    offset: np.ndarray,
+    duration: np.ndarray,
+    min_dur: np.ndarray,
+    max_dur: np.ndarray,
+    *,
+    limits: PlanLimits,
+    prev_duration: np.ndarray | None = None,
+    scan_plans: bool = True,
+) -> np.ndarray:
+    """Boolean (n_intersections, len(CHECKS)) matrix: which numeric invariant each breaks.
+
+    The one numeric validator: ``plan_problems`` (single plans) and the scan (all plans at
+    once, vectorised) both call it.
+    """
+    ptr = net.int_phase_indptr
+    n = net.n_intersections
+    bad = np.zeros((n, len(CHECKS)), dtype=bool)
+    if n == 0:
+        return bad
+    owner = np.repeat(np.arange(n), np.diff(ptr))
+    green = net.phase_is_green
+    min_green = np.maximum(limits.min_green_s, net.int_ped_min)[owner]
+    ring = np.add.reduceat(duration, ptr[:-1])
+    bad[:, 0] = np.abs(ring - cycle) > 1e-3
+    low_green = green & ((duration < min_green - TOL) | (min_dur < min_green - TOL))
+    short_clear = ~green & ((duration < net.phase_duration - TOL) | (min_dur < net.phase_duration - TOL))
+    out_bounds = (duration < min_dur - TOL) | (duration > max_dur + TOL)
+    bad[:, 1] = np.logical_or.reduceat(low_green, ptr[:-1])
+    bad[:, 2] = np.logical_or.reduceat(short_clear, ptr[:-1])
+    bad[:, 3] = np.logical_or.reduceat(out_bounds, ptr[:-1])
+    bad[:, 4] = ~((offset >= 0) & (offset < cycle))
+    if scan_plans:
+        bad[:, 5] = (cycle < limits.min_cycle_s - TOL) | (cycle > limits.max_cycle_s + TOL)
+    if prev_duration is not None:
+        prev_cycle = np.add.reduceat(prev_duration, ptr[:-1])
+        bad[:, 6] = np.abs(cycle - prev_cycle) > limits.max_cycle_change_s + TOL
+        jump = green & (np.abs(duration - prev_duration) > limits.max_green_change_s + TOL)
+        bad[:, 7] = np.logical_or.reduceat(jump, ptr[:-1])
+    return bad
+
+
+def describe(net: CompiledNetwork, bad: np.ndarray) -> list[str]:
+    """Messages naming each intersection and the invariant it breaks."""
+    rows, cols = np.nonzero(bad)
+    return [f"intersection {net.int_ids[i]!r}: {CHECKS[c]}" for i, c in zip(rows, cols, strict=True)]
+
+
+def plan_problems(
     plan: TimingPlan,
     base: IntersectionSpec,
     *,
@@ -103,55 +172,47 @@ def plan_problems(  # noqa: C901, PLR0912
         out.append(f"{who}: validated against base program of {base.id!r}")
     if len(plan.phases) != len(base.phases):
         return [*out, f"{who}: {len(plan.phases)} phases but the network has {len(base.phases)}"]
-    for ring in plan.rings:
-        total = sum(plan.phases[k].duration for k in ring)
-        if abs(total - plan.cycle) > 1e-3:
-            out.append(f"{who}: ring {ring} sums to {total:.3f} s, cycle is {plan.cycle:.3f} s")
-    covered = sorted(k for ring in plan.rings for k in ring)
-    if covered != list(range(len(plan.phases))):
-        out.append(f"{who}: rings {plan.rings} must cover each phase exactly once")
-    min_green = max(limits.min_green_s, base.ped_min_green)
     for k, (p, b) in enumerate(zip(plan.phases, base.phases, strict=True)):
         if p.state != b.state:
             out.append(f"{who} phase {k}: state {p.state!r} is not the network's {b.state!r}")
         if p.is_green != b.is_green:
             out.append(f"{who} phase {k}: green/clearance role differs from the network")
-        if b.is_green:
-            if p.duration < min_green - TOL or p.min_dur < min_green - TOL:
-                out.append(f"{who} phase {k}: green {p.duration:.1f} s (min {p.min_dur:.1f}) "
-                           f"below minimum green {min_green:.1f} s")
-        elif p.duration < b.duration - TOL or p.min_dur < b.duration - TOL:
-            out.append(f"{who} phase {k}: clearance {p.duration:.1f} s shorter than the "
-                       f"network's {b.duration:.1f} s")
-        if not p.min_dur - TOL <= p.duration <= p.max_dur + TOL:
-            out.append(f"{who} phase {k}: duration {p.duration:.1f} outside actuation bounds "
-                       f"[{p.min_dur:.1f}, {p.max_dur:.1f}]")
-    if not 0 <= plan.offset < plan.cycle:
-        out.append(f"{who}: offset {plan.offset:.2f} not in [0, cycle={plan.cycle:.2f})")
-    if plan.source == "scan" and not limits.min_cycle_s - TOL <= plan.cycle <= limits.max_cycle_s + TOL:
-        out.append(f"{who}: cycle {plan.cycle:.1f} outside [{limits.min_cycle_s}, {limits.max_cycle_s}]")
+    covered = sorted(k for ring in plan.rings for k in ring)
+    if covered != list(range(len(plan.phases))):
+        out.append(f"{who}: rings {plan.rings} must cover each phase exactly once")
+    for ring in plan.rings:
+        total = sum(plan.phases[k].duration for k in ring if k < len(plan.phases))
+        if abs(total - plan.cycle) > 1e-3:
+            out.append(f"{who}: ring {ring} sums to {total:.3f} s, cycle is {plan.cycle:.3f} s")
+    one = _single_network(base)
+    arr = lambda attr: np.array([getattr(p, attr) for p in plan.phases])  # noqa: E731
+    use_prev = prev is not None and prev.source == "scan" and plan.source == "scan" and (
+        len(prev.phases) == len(plan.phases))
+    bad = array_problems(
+        one, np.array([plan.cycle]), np.array([plan.offset]), arr("duration"), arr("min_dur"),
+        arr("max_dur"), limits=limits, scan_plans=plan.source == "scan",
+        prev_duration=np.array([p.duration for p in prev.phases]) if use_prev else None,
+    )
+    out += [f"{who}: {CHECKS[c]}" for c in np.nonzero(bad[0])[0] if c != 0]
     horizon = plan.created_at + 2 * limits.scan_s + TOL
     if plan.source == "scan" and not plan.created_at < plan.valid_until <= horizon:
         out.append(f"{who}: valid_until must be within two scans after created_at")
-    if prev is not None and prev.source == "scan" and plan.source == "scan":
-        out += _change_problems(plan, prev, limits, who)
+    if use_prev and plan.version <= prev.version:  # type: ignore[union-attr]
+        out.append(f"{who}: version must increase (previous v{prev.version})")  # type: ignore[union-attr]
     return out
 
 
-def _change_problems(plan: TimingPlan, prev: TimingPlan, limits: PlanLimits, who: str) -> list[str]:
-    """Bounded change per scan versus the previous plan (smooth transitions)."""
-    out = []
-    if abs(plan.cycle - prev.cycle) > limits.max_cycle_change_s + TOL:
-        out.append(f"{who}: cycle moved {plan.cycle - prev.cycle:+.1f} s in one scan "
-                   f"(limit {limits.max_cycle_change_s} s)")
-    if len(prev.phases) == len(plan.phases):
-        for k, (a, b) in enumerate(zip(plan.phases, prev.phases, strict=True)):
-            if a.is_green and abs(a.duration - b.duration) > limits.max_green_change_s + TOL:
-                out.append(f"{who} phase {k}: green moved {a.duration - b.duration:+.1f} s "
-                           f"(limit {limits.max_green_change_s} s)")
-    if plan.version <= prev.version:
-        out.append(f"{who}: version must increase (previous v{prev.version})")
-    return out
+def _single_network(base: IntersectionSpec) -> CompiledNetwork:
+    """A one-intersection network holding ``base``'s program, for the array validator."""
+    width = len(base.phases[0].state)
+    spec = NetworkSpec(
+        links=(LinkSpec(id="in", from_node="a", to_node="b", length=1, lanes=1, speed=1),
+               LinkSpec(id="out", from_node="b", to_node="c", length=1, lanes=1, speed=1)),
+        intersections=(base,),
+        movements=(MovementSpec(intersection=base.id, from_link="in", to_link="out",
+                                signals=tuple(range(width)), lanes=(0,)),),
+    )
+    return compile_network(spec)
 
 
 def check_plans(
@@ -173,3 +234,35 @@ def check_plans(
         problems += plan_problems(plan, base, limits=limits, prev=prev.get(plan.intersection))
     if problems:
         raise PlanInvariantError(problems)
+
+
+def build_plans(
+    net: CompiledNetwork,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    *,
+    version: int,
+    created_at: float,
+    valid_s: float,
+    which: np.ndarray | None = None,
+) -> list[TimingPlan]:
+    """Turn plan arrays (cycle, offset, duration, min_dur, max_dur) into ``TimingPlan`` objects.
+
+    Built at the edge (publish, export, API); the scan itself stays on arrays.
+    """
+    cycle, offset, duration, min_dur, max_dur = arrays
+    ptr = net.int_phase_indptr
+    idx = range(net.n_intersections) if which is None else np.nonzero(which)[0].tolist()
+    plans = []
+    for i in idx:
+        inter = net.spec.intersections[i]
+        phases = tuple(
+            PhaseTiming(state=p.state, duration=float(duration[k]), min_dur=float(min_dur[k]),
+                        max_dur=float(max_dur[k]), is_green=p.is_green)
+            for k, p in zip(range(ptr[i], ptr[i + 1]), inter.phases, strict=True)
+        )
+        plans.append(TimingPlan(
+            intersection=inter.id, version=version, created_at=created_at,
+            valid_until=created_at + valid_s, cycle=float(cycle[i]), offset=float(offset[i]),
+            phases=phases, rings=(tuple(range(len(phases))),), source="scan",
+        ))
+    return plans

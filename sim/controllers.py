@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
+import pandas as pd
 
 from signalopt.network import CompiledNetwork, NetworkSpec
 
@@ -203,6 +204,74 @@ class MaxPressure(FixedTime):
             self._next_decision[i] = t + dur
 
 
+class Signalopt(FixedTime):
+    """The engine in the loop: every scan, detector counts -> ``run_scan`` -> plans -> SUMO.
+
+    Sees only the detector counts table (the same rows a field deployment would send).
+    """
+
+    name = "signalopt"
+
+    def __init__(self, config: Any = None, **optimizer: Any) -> None:
+        from signalopt.scan import ScanConfig  # noqa: PLC0415
+
+        config = config or ScanConfig()
+        if optimizer:
+            config = config.model_copy(update={
+                "optimizer": config.optimizer.model_copy(update=optimizer)})
+        self.config = config
+        self.scans: list[dict[str, float]] = []
+
+    def setup(self, ctx: SimContext) -> None:
+        from signalopt.scan import initial_scan_state  # noqa: PLC0415
+        from sim.apply import PlanApplier  # noqa: PLC0415
+
+        self._state = initial_scan_state(ctx.net)
+        self._buffer: list[pd.DataFrame] = []
+        self._next_scan = ctx.begin + self.config.scan_s
+        self._applier = PlanApplier(ctx.api, ctx.net, actuated=self.config.optimizer.actuated,
+                                    min_green=self.config.optimizer.min_green_s)
+
+    def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
+        self._buffer.append(pd.DataFrame(counts))
+
+    def on_step(self, ctx: SimContext, t: float) -> None:
+        if t >= self._next_scan - 1e-9 and self._buffer:
+            from signalopt.scan import run_scan  # noqa: PLC0415
+
+            counts = pd.concat(self._buffer, ignore_index=True)
+            self._buffer = []
+            prev = self._state.optimizer.plan
+            result = run_scan(ctx.net, counts, self._state, self.config, t=t)
+            self._state = result.state
+            self._applier.submit(result.plan)
+            self.scans.append(_scan_stats(result, prev))
+            self._next_scan += self.config.scan_s
+        self._applier.on_step(t)
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """Per-scan statistics: timings, plan changes, estimates (written as scans.parquet)."""
+        return {"scans": pd.DataFrame(self.scans)}
+
+
+def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
+    """How much the plans moved in this scan, and what the scan cost."""
+    p = result.plan
+    row = {"t": result.t, "version": result.version, "rejected": len(result.rejected),
+           "cycle_mean": float(p.cycle.mean()) if p.cycle.size else 0.0,
+           "network_vehicles": float(result.estimate.network_vehicles),
+           **{f"{k}_ms": v for k, v in result.timings_ms.items()}}
+    if prev is not None and p.cycle.size:
+        d_off = np.abs(p.offset - prev.offset)
+        row.update({
+            "cycle_change_mean": float(np.abs(p.cycle - prev.cycle).mean()),
+            "green_change_mean": float(np.abs(p.duration - prev.duration).mean()),
+            "green_change_max": float(np.abs(p.duration - prev.duration).max()),
+            "offset_change_mean": float(np.minimum(d_off, p.cycle - d_off).mean()),
+        })
+    return row
+
+
 ControllerFactory = Callable[..., Controller]
 CONTROLLERS: dict[str, ControllerFactory] = {}
 
@@ -226,3 +295,4 @@ def make_controller(name: str, **params: Any) -> Controller:
 register_controller("fixed", FixedTime)
 register_controller("actuated", Actuated)
 register_controller("maxpressure", MaxPressure)
+register_controller("signalopt", Signalopt)

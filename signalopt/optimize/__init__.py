@@ -17,7 +17,13 @@ from signalopt.network import CompiledNetwork
 from signalopt.optimize.actuation import actuation_bounds
 from signalopt.optimize.offsets import Corridors, coordinate_offsets, corridor_graph
 from signalopt.optimize.smoothing import limit_change
-from signalopt.optimize.splits import green_splits, lane_of_triple, phase_flow_ratios, webster_cycles
+from signalopt.optimize.splits import (
+    green_splits,
+    lane_of_triple,
+    phase_flow_ratios,
+    round_greens,
+    webster_cycles,
+)
 
 __all__ = ["OptimizerState", "PlanArrays", "optimize", "initial_state"]
 
@@ -81,7 +87,9 @@ def optimize(
         durations = limit_change(net, durations, prev.duration,
                                  max_cycle_change=params.max_cycle_change_s,
                                  max_green_change=params.max_green_change_s, min_green=min_green)
-        cycles = np.add.reduceat(durations, net.int_phase_indptr[:-1]) if cycles.size else cycles
+    durations = round_greens(net, durations, np.add.reduceat(durations, net.int_phase_indptr[:-1])
+                             if cycles.size else cycles)
+    cycles = np.add.reduceat(durations, net.int_phase_indptr[:-1]) if cycles.size else cycles
     # 5. offsets: green waves along the heaviest corridors
     if params.coordinate:
         offsets = coordinate_offsets(net, state.corridors, durations, cycles, mov_flow, mov_queue,

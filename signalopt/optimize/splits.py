@@ -124,3 +124,35 @@ def _splits(indptr, is_green, base_dur, phase_y, cycles, min_green, y_floor):
             if is_green[p]:
                 out[p] = min_green[i] if fixed[p - a] else rest * max(phase_y[p], y_floor) / w_sum
     return out
+
+
+def round_greens(net: CompiledNetwork, durations: np.ndarray, cycles: np.ndarray) -> np.ndarray:
+    """Whole-second greens (signal controllers step in seconds) summing to the rounded cycle.
+
+    Largest-remainder rounding: each green moves by less than a second and every ring still
+    sums to its (rounded) cycle.
+    """
+    return _round(net.int_phase_indptr, net.phase_is_green, durations, np.round(cycles))
+
+
+@njit(cache=True)
+def _round(indptr, is_green, dur, cycles):
+    out = dur.copy()
+    for i in range(indptr.size - 1):
+        a, b = indptr[i], indptr[i + 1]
+        total = 0.0
+        for p in range(a, b):
+            if is_green[p]:
+                out[p] = np.floor(dur[p])
+            total += out[p]
+        short = int(round(cycles[i] - total))
+        # hand the missing seconds to the greens with the largest remainders
+        for _ in range(max(short, 0)):
+            best, rem = -1, -1.0
+            for p in range(a, b):
+                if is_green[p] and dur[p] - out[p] > rem:
+                    best, rem = p, dur[p] - out[p]
+            if best < 0:
+                break
+            out[best] += 1.0
+    return out
