@@ -65,8 +65,12 @@ class EstimatorParams(_Params):
     loop_rel_std: float = Field(
         default=0.6, ge=0, description="relative std of the loop-density vehicle measurement")
     loop_abs_std: float = Field(default=2.0, ge=0, description="its absolute std per link")
-    turn_prior_weight: float = Field(
-        default=0.05, ge=0, description="ridge weight pulling turning flows to the prior split")
+    junction_s: float = Field(
+        default=1.9, ge=0, description="seconds a vehicle spends inside a signalised junction")
+    node_s: float = Field(
+        default=0.3, ge=0, description="seconds a vehicle spends inside an unsignalised node")
+    junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
+    turn_iterations: int = Field(default=10, ge=0, description="IPF sweeps per scan")
     flow_smoothing: float = Field(
         default=0.5, gt=0, le=1, description="EWMA weight of the newest scan in turning ratios")
 

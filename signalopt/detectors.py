@@ -1,0 +1,298 @@
+"""Detector QA: counts table -> dense per-interval arrays, quality flags and imputed values.
+
+Every detector is checked every interval, causally (only the past is used, so the same code
+runs live). A flagged or missing value is never used as is: it is replaced by an imputation
+from healthy neighbours — the loop of the other kind on the same lane (entry <-> stop line,
+conservation along the lane), else the healthy detectors of the same kind on the same link
+scaled by their historical shares, else the detector's own history — and the imputation
+carries a variance that the estimator uses to widen its uncertainty.
+
+Flags (bit mask per detector per interval): ``NO_DATA``, ``STUCK`` (repeated non-trivial
+value, or zero while its neighbours see traffic), ``CHATTER`` (more counts than its neighbour or
+than its occupancy allows), ``INCONSISTENT`` (flow vs occupancy vs speed disagree),
+``IMPLAUSIBLE`` (beyond physical limits).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from signalopt.config import QAParams
+from signalopt.errors import CountsError
+from signalopt.io.counts import CountsTable
+from signalopt.network import CompiledNetwork
+
+NO_DATA, STUCK, CHATTER, INCONSISTENT, IMPLAUSIBLE = 1, 2, 4, 8, 16
+FLAG_NAMES = {NO_DATA: "no_data", STUCK: "stuck", CHATTER: "chatter",
+              INCONSISTENT: "inconsistent", IMPLAUSIBLE: "implausible"}
+KIND_ENTRY, KIND_STOPLINE, KIND_ZONE = 0, 1, 2
+# how a value was imputed (source code per detector per interval)
+SRC_MEASURED, SRC_PARTNER, SRC_SIBLINGS, SRC_HISTORY = 0, 1, 2, 3
+
+
+class DetectorFrame(NamedTuple):
+    """Dense detector data: row = interval (``times`` = starts), column = detector index; NaN = missing."""
+
+    times: np.ndarray
+    count: np.ndarray
+    occupancy: np.ndarray
+    speed: np.ndarray
+
+
+class DetectorModel(NamedTuple):
+    """Static detector topology the QA kernel needs, compiled once per network."""
+
+    kind: np.ndarray  # (n_det,) index into DETECTOR_KINDS
+    partner: np.ndarray  # (n_det,) loop of the other kind on the same link+lane, -1 if none
+    group: np.ndarray  # (n_det,) index of its (link, kind) group
+    group_indptr: np.ndarray  # CSR over groups
+    group_det: np.ndarray
+    speed_limit: np.ndarray  # (n_det,) speed limit of its link, m/s
+
+
+class QAState(NamedTuple):
+    """What QA remembers between intervals (per detector)."""
+
+    last_count: np.ndarray
+    last_occ: np.ndarray
+    run: np.ndarray  # intervals the same non-trivial value repeated
+    zero_run: np.ndarray  # intervals of zero while neighbours saw traffic
+    hist_count: np.ndarray  # EWMA of healthy counts (NaN until first seen)
+    hist_occ: np.ndarray
+
+
+class QAResult(NamedTuple):
+    """One interval (1-D) or many (2-D, interval x detector) of QA output."""
+
+    flags: np.ndarray  # uint8 bit mask
+    count: np.ndarray  # measured if healthy, else imputed (never NaN)
+    count_var: np.ndarray  # variance of ``count`` (veh^2)
+    occupancy: np.ndarray  # measured if healthy, else imputed (%)
+    speed: np.ndarray  # measured if healthy, else NaN
+    source: np.ndarray  # SRC_* code
+
+
+def detector_model(net: CompiledNetwork) -> DetectorModel:
+    """Compile the neighbour structure of ``net``'s detectors (partners, same-kind groups)."""
+    n = net.n_detectors
+    partner = np.full(n, -1, dtype=np.int64)
+    loops: dict[tuple[int, int, int], int] = {}
+    for d in range(n):
+        loops.setdefault((int(net.det_link[d]), int(net.det_lane[d]), int(net.det_kind[d])), d)
+    for d in range(n):
+        kind = int(net.det_kind[d])
+        if kind in (KIND_ENTRY, KIND_STOPLINE):
+            other = KIND_STOPLINE if kind == KIND_ENTRY else KIND_ENTRY
+            partner[d] = loops.get((int(net.det_link[d]), int(net.det_lane[d]), other), -1)
+    keys = net.det_link.astype(np.int64) * 3 + net.det_kind.astype(np.int64)
+    uniq, group = np.unique(keys, return_inverse=True) if n else (keys, keys)
+    order = np.argsort(group, kind="stable")
+    indptr = np.zeros(len(uniq) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum(np.bincount(group, minlength=len(uniq)))
+    speed = net.link_speed[net.det_link] if n else np.zeros(0)
+    return DetectorModel(
+        kind=np.ascontiguousarray(net.det_kind, dtype=np.int64), partner=partner,
+        group=group.astype(np.int64), group_indptr=indptr, group_det=order.astype(np.int64),
+        speed_limit=np.ascontiguousarray(speed, dtype=np.float64),
+    )
+
+
+def init_qa_state(n_detectors: int) -> QAState:
+    """A fresh QA state: no history, no runs."""
+    nan = np.full(n_detectors, np.nan)
+    zero = np.zeros(n_detectors, dtype=np.int64)
+    return QAState(nan.copy(), nan.copy(), zero.copy(), zero.copy(), nan.copy(), nan.copy())
+
+
+def build_frame(
+    counts: CountsTable | pd.DataFrame, net: CompiledNetwork, *, interval_s: float,
+    after: float = -np.inf,
+) -> DetectorFrame:
+    """Pivot accepted count rows into dense (interval x detector) arrays, NaN where missing.
+
+    Intervals are every ``interval_s`` from the first start after ``after`` to the last one,
+    so a silent interval of the whole network still appears (all NaN).
+    """
+    df = counts.frame if isinstance(counts, CountsTable) else counts
+    df = df[df["interval_start"] > after]
+    if not len(df):
+        empty = np.zeros((0, net.n_detectors))
+        return DetectorFrame(np.zeros(0), empty, empty.copy(), empty.copy())
+    t = df["interval_start"].to_numpy(dtype=np.float64)
+    t0 = float(t.min())
+    row = np.rint((t - t0) / interval_s).astype(np.int64)
+    if np.any(np.abs(row * interval_s + t0 - t) > 1e-6 * max(1.0, interval_s)):
+        bad = df["interval_start"].iloc[int(np.argmax(np.abs(row * interval_s + t0 - t)))]
+        msg = f"interval_start {bad:g} is not on the {interval_s:g} s grid starting at {t0:g}"
+        raise CountsError(msg)
+    col = df["detector_id"].map(net.det_index).to_numpy()
+    if pd.isna(col).any():
+        msg = f"unknown detector {df['detector_id'].iloc[int(np.argmax(pd.isna(col)))]!r}"
+        raise CountsError(msg)
+    col = col.astype(np.int64)
+    shape = (int(row.max()) + 1, net.n_detectors)
+    out = [np.full(shape, np.nan) for _ in range(3)]
+    for arr, name in zip(out, ("count", "occupancy", "speed"), strict=True):
+        arr[row, col] = df[name].to_numpy(dtype=np.float64)
+    return DetectorFrame(t0 + interval_s * np.arange(shape[0]), *out)
+
+
+def qa_interval(
+    model: DetectorModel, state: QAState, count: np.ndarray, occupancy: np.ndarray,
+    speed: np.ndarray, *, interval_s: float, params: QAParams,
+) -> tuple[QAResult, QAState]:
+    """Check one interval of every detector, impute what is flagged; return result and new state."""
+    res = _qa_step(
+        np.ascontiguousarray(count, dtype=np.float64),
+        np.ascontiguousarray(occupancy, dtype=np.float64),
+        np.ascontiguousarray(speed, dtype=np.float64),
+        *model, *state, interval_s, params.max_flow_veh_h_lane, params.stuck_intervals,
+        params.stuck_zero_intervals, params.chatter_ratio, params.chatter_min_count,
+        params.vehicle_length_m, params.max_occupancy_per_flow, params.history_weight,
+    )
+    return QAResult(*res[:6]), QAState(*res[6:])
+
+
+def run_qa(
+    frame: DetectorFrame, model: DetectorModel, *, interval_s: float,
+    params: QAParams | None = None, state: QAState | None = None,
+) -> tuple[QAResult, QAState]:
+    """Run QA over every interval of ``frame``; return 2-D results and the final state."""
+    params = params or QAParams()
+    state = state or init_qa_state(frame.count.shape[1])
+    outs = []
+    for k in range(frame.count.shape[0]):
+        res, state = qa_interval(model, state, frame.count[k], frame.occupancy[k],
+                                 frame.speed[k], interval_s=interval_s, params=params)
+        outs.append(res)
+    if not outs:
+        z = np.zeros((0, frame.count.shape[1]))
+        return QAResult(z.astype(np.uint8), z, z, z, z, z.astype(np.int64)), state
+    return QAResult(*(np.stack(a) for a in zip(*outs, strict=True))), state
+
+
+@njit(cache=True)
+def _own_flags(c, o, v, kind, vmax, last_c, last_o, run, T, max_flow, stuck_n, veh_len,
+               occ_ratio):  # noqa: ANN001, ANN202, PLR0913
+    """Flags a detector earns from its own value; returns (flags, new run length)."""
+    if np.isnan(c):
+        return NO_DATA, 0
+    f = 0
+    same = c == last_c and (o == last_o or (np.isnan(o) and np.isnan(last_o)))
+    nontrivial = c > 0 or (o > 0.0 and o < 100.0)
+    new_run = run + 1 if same and nontrivial else 0
+    if new_run + 1 >= stuck_n:
+        f |= STUCK
+    is_loop = kind != KIND_ZONE
+    if is_loop and c > max_flow * T / 3600.0 + 2.0:
+        f |= IMPLAUSIBLE
+    if v == v and v > 2.0 * vmax + 10.0:
+        f |= IMPLAUSIBLE
+    if is_loop and o == o and o >= 99.9 and v == v and v > 5.0:
+        f |= IMPLAUSIBLE
+    if is_loop and o == o:
+        if c == 0 and v == v:
+            f |= INCONSISTENT
+        elif c >= 3 and o == 0.0:
+            f |= INCONSISTENT
+        elif c >= 3 and v == v and v > 0.5:  # too little occupancy for this many vehicles
+            expect = 100.0 * c * veh_len / (v * T)
+            if expect > 10.0 and o < expect / occ_ratio:
+                f |= INCONSISTENT
+        if c >= 4 and o == o and o * T / 100.0 / c < 0.5 * veh_len / (2.0 * vmax + 10.0):
+            f |= CHATTER
+    return f, new_run
+
+
+@njit(cache=True)
+def _group_share(d, g, group_indptr, group_det, ok, values, hist):  # noqa: ANN001, ANN202
+    """Sum of the healthy same-group values scaled by ``d``'s historical share (NaN if none)."""
+    tot, share_ok, share_d, n_ok, n = 0.0, 0.0, 0.0, 0, 0
+    for j in range(group_indptr[g], group_indptr[g + 1]):
+        e = group_det[j]
+        n += 1
+        h = hist[e] if hist[e] == hist[e] else -1.0
+        if e == d:
+            share_d = h
+            continue
+        if ok[e]:
+            tot += values[e]
+            share_ok += h
+            n_ok += 1
+    if n_ok == 0:
+        return np.nan
+    if share_d < 0.0 or share_ok <= 0.0:  # no history yet: equal shares
+        return tot / n_ok
+    return tot * share_d / share_ok
+
+
+@njit(cache=True)
+def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, vmax,
+             last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
+             chatter_ratio, chatter_min, veh_len, occ_ratio, w):  # noqa: ANN001, ANN202, PLR0913
+    """QA + imputation for one interval of all detectors; returns results and the new state."""
+    n = count.shape[0]
+    flags = np.zeros(n, dtype=np.uint8)
+    new_run = np.zeros(n, dtype=np.int64)
+    for d in range(n):
+        f, r = _own_flags(count[d], occ[d], speed[d], kind[d], vmax[d], last_c[d], last_o[d],
+                          run[d], T, max_flow, stuck_n, veh_len, occ_ratio)
+        flags[d] = f
+        new_run[d] = r
+    ok = flags == 0
+    new_zero = np.zeros(n, dtype=np.int64)
+    for d in range(n):  # neighbour checks: stuck at zero, chatter vs partner
+        p = partner[d]
+        if p < 0 or not ok[p] or not ok[d]:
+            continue
+        ref = count[p]
+        if count[d] == 0 and ref >= 2.0:
+            new_zero[d] = zero_run[d] + 1
+            if new_zero[d] >= stuck_zero_n:
+                flags[d] |= STUCK
+        if count[d] >= chatter_min and count[d] > chatter_ratio * ref + 3.0:
+            flags[d] |= CHATTER
+    ok = flags == 0
+    return _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, flags, ok,
+                   new_run, new_zero, hist_c, hist_o, w)
+
+
+@njit(cache=True)
+def _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, flags, ok,
+            new_run, new_zero, hist_c, hist_o, w):  # noqa: ANN001, ANN202, PLR0913
+    """Replace flagged values from partner, same-kind siblings or history; update history."""
+    n = count.shape[0]
+    c_out, var, o_out = count.copy(), np.zeros(n), occ.copy()
+    v_out, src = speed.copy(), np.zeros(n, dtype=np.int64)
+    for d in range(n):
+        if ok[d]:
+            if np.isnan(o_out[d]):
+                o_out[d] = 0.0
+            continue
+        v_out[d] = np.nan
+        p = partner[d]
+        sib_c = _group_share(d, group[d], group_indptr, group_det, ok, count, hist_c)
+        sib_o = _group_share(d, group[d], group_indptr, group_det, ok, occ, hist_o)
+        h_c = hist_c[d] if hist_c[d] == hist_c[d] else 0.0
+        h_o = hist_o[d] if hist_o[d] == hist_o[d] else 0.0
+        if p >= 0 and ok[p]:
+            c_out[d], o_out[d], src[d] = count[p], occ[p], SRC_PARTNER
+            var[d] = 1.0 + 0.09 * count[p] * count[p]
+        elif sib_c == sib_c:
+            c_out[d], src[d] = sib_c, SRC_SIBLINGS
+            o_out[d] = sib_o if sib_o == sib_o else h_o
+            var[d] = 2.0 + 0.25 * sib_c * sib_c
+        else:
+            c_out[d], o_out[d], src[d] = h_c, h_o, SRC_HISTORY
+            var[d] = 4.0 + h_c * h_c
+    h_c2, h_o2 = hist_c.copy(), hist_o.copy()
+    for d in range(n):
+        if ok[d]:
+            h_c2[d] = count[d] if np.isnan(hist_c[d]) else (1 - w) * hist_c[d] + w * count[d]
+            h_o2[d] = o_out[d] if np.isnan(hist_o[d]) else (1 - w) * hist_o[d] + w * o_out[d]
+    return (flags, c_out, var, o_out, v_out, src, count.copy(), occ.copy(), new_run, new_zero,
+            h_c2, h_o2)

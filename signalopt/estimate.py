@@ -1,0 +1,550 @@
+"""In-transit volume estimator: vehicles per link, queues, turning ratios, movement flows.
+
+Each link carries a *cell*: the road between its entry loops and its exit cross-section (its
+stop-line loops, else the entry loops of the next links, else the link end with free-flow
+exit). Per interval a two-state Kalman filter per cell predicts by conservation,
+
+    N' = N + in - out - beta * in,        beta' = beta (random walk),
+
+where ``beta`` is the cell's net loss fraction (trips that end or start inside it, which
+counts never see), and corrects with a vehicle measurement: camera zone occupancy ->
+vehicles where a zone exists, else loop occupancy -> density x length (weak). Imputed counts
+(QA) add their variance to the prediction, so uncertainty grows when detectors fail. Link
+vehicles = cell + head (before the entry loops) + tail (after the stop line) - the part of
+the cell lying on the next link; vehicles inside junctions ~ stop-line flow x ``junction_s``.
+Every scan (120 s) turning flows are fitted per intersection by iterative proportional
+fitting of stop-line lane counts to the entry counts of the outgoing links.
+
+All kernels are ``@njit(cache=True)`` on flat arrays; NaN marks missing data.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+from numba import njit
+
+from signalopt.config import EstimatorParams, QAParams
+from signalopt.detectors import (
+    KIND_ENTRY, KIND_STOPLINE, KIND_ZONE, DetectorFrame, DetectorModel, QAResult, QAState,
+    build_frame, detector_model, init_qa_state, qa_interval,
+)
+from signalopt.io.counts import CountsTable
+from signalopt.network import CompiledNetwork
+
+OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE = 0, 1, 2
+
+
+class EstimatorModel(NamedTuple):
+    """Static arrays of the estimator, compiled once per network (see ``estimator_model``)."""
+
+    det: DetectorModel
+    link_len: np.ndarray
+    link_lanes: np.ndarray
+    link_storage: np.ndarray
+    link_speed: np.ndarray
+    entry_pos: np.ndarray  # (n_links,) mean entry-loop position, 0 if none
+    exit_pos: np.ndarray  # stop-line position, or length + next entry_pos, or length
+    out_kind: np.ndarray  # OUT_* per link
+    in_indptr: np.ndarray  # CSR link -> entry loops on it
+    in_det: np.ndarray
+    out_indptr: np.ndarray  # CSR link -> detectors of its exit cross-section
+    out_det: np.ndarray
+    out_w: np.ndarray  # weight of each (shared successor entry loop)
+    succ_indptr: np.ndarray  # CSR link -> successor links (for OUT_NEXT_ENTRY)
+    succ: np.ndarray
+    succ_w: np.ndarray
+    zone_indptr: np.ndarray  # CSR link -> zone detectors on it
+    zone_det: np.ndarray
+    zone_start: np.ndarray  # (n_det,) zone start/end (m from link start); loops: pos/pos
+    zone_end: np.ndarray
+    lane_link: np.ndarray  # approach lanes (unique (link, lane) of lane_mov rows)
+    lane_lane: np.ndarray
+    lane_stop: np.ndarray  # stop-line detector of the approach lane, -1 if none
+    lane_zone: np.ndarray  # zone detector of the approach lane, -1 if none
+    row_lane: np.ndarray  # lane_mov row -> approach lane index
+    row_mov: np.ndarray
+    mov_from: np.ndarray
+    mov_to: np.ndarray
+    mov_int: np.ndarray
+    n_int: int
+
+
+class EstimatorState(NamedTuple):
+    """Everything carried from one interval to the next (the previous scan's state)."""
+
+    qa: QAState
+    cell: np.ndarray  # (n_links,) vehicles in each cell
+    beta: np.ndarray  # (n_links,) net loss fraction
+    p00: np.ndarray  # covariance of (cell, beta)
+    p01: np.ndarray
+    p11: np.ndarray
+    link_vehicles: np.ndarray
+    link_var: np.ndarray
+    internal: float  # vehicles inside junctions
+    internal_var: float
+    lane_queue: np.ndarray  # (n_lanes,)
+    row_share: np.ndarray  # (n_rows,) share of its lane's flow going to the row's movement
+    turning_ratio: np.ndarray  # (n_mov,)
+    acc_stop: np.ndarray  # (n_lanes,) stop-line counts summed over the current scan
+    acc_in: np.ndarray  # (n_links,) entry counts summed over the current scan
+    acc_flags: np.ndarray  # (n_det,) OR of QA flags over the current scan
+    acc_intervals: int
+    t_end: float  # end of the last interval processed (NaN before the first)
+
+
+class Estimate(NamedTuple):
+    """One scan summary; consumed by the optimizer (names, shapes, units are a contract).
+
+    ``lane_queue[k]`` is the queue on approach lane ``(lane_link[k], lane_lane[k])``.
+    """
+
+    t: float  # end of the scan, s
+    link_vehicles: np.ndarray  # (n_links,) vehicles on each link now
+    link_std: np.ndarray  # (n_links,)
+    network_vehicles: float  # all vehicles in the network, junctions included
+    network_std: float
+    mov_flow: np.ndarray  # (n_mov,) veh/h arriving for each movement, mean over the scan
+    turning_ratio: np.ndarray  # (n_mov,) share of the from-link's outflow; sums to 1 per link
+    lane_queue: np.ndarray  # (n_lanes,) queued vehicles per approach lane
+    lane_link: np.ndarray  # (n_lanes,) link index of each approach lane
+    lane_lane: np.ndarray  # (n_lanes,) lane index (0 = rightmost) of each approach lane
+    mov_queue: np.ndarray  # (n_mov,) queued vehicles waiting for each movement
+    detector_flags: np.ndarray  # (n_det,) OR of QA flags over the scan (0 = healthy)
+
+
+def _csr(groups: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    indptr = np.zeros(len(groups) + 1, dtype=np.int64)
+    indptr[1:] = np.cumsum([len(g) for g in groups])
+    return indptr, np.array([x for g in groups for x in g], dtype=np.int64)
+
+
+def _link_detectors(net: CompiledNetwork) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
+    """Entry loops, stop-line loops and zones of each link."""
+    groups: tuple[list[list[int]], ...] = tuple([[] for _ in range(net.n_links)] for _ in range(3))
+    for d in range(net.n_detectors):
+        groups[int(net.det_kind[d])][int(net.det_link[d])].append(d)
+    return groups
+
+
+def estimator_model(net: CompiledNetwork) -> EstimatorModel:
+    """Compile the estimator's view of ``net``: cells, cross-sections, approach lanes."""
+    n = net.n_links
+    entry, stop, zone = _link_detectors(net)
+    entry_pos = np.array([net.det_pos[g].mean() if g else 0.0 for g in entry])
+    preds: list[list[int]] = [[] for _ in range(len(net.node_ids))]
+    succs: list[list[int]] = [[] for _ in range(len(net.node_ids))]
+    for link in range(n):
+        preds[int(net.link_to_node[link])].append(link)
+        succs[int(net.link_from_node[link])].append(link)
+    out_kind = np.full(n, OUT_FREE, dtype=np.int64)
+    exit_pos = np.asarray(net.link_length, dtype=np.float64).copy()
+    out_g: list[list[int]] = [[] for _ in range(n)]
+    out_w: list[list[float]] = [[] for _ in range(n)]
+    succ_g: list[list[int]] = [[] for _ in range(n)]
+    succ_w: list[list[float]] = [[] for _ in range(n)]
+    for link in range(n):
+        node = int(net.link_to_node[link])
+        nxt = [s for s in succs[node] if int(net.link_to_node[s]) != int(net.link_from_node[link])]
+        if stop[link]:
+            out_kind[link], out_g[link] = OUT_STOPLINE, stop[link]
+            out_w[link] = [1.0] * len(stop[link])
+            exit_pos[link] = float(net.det_pos[stop[link]].mean())
+        elif nxt and all(entry[s] for s in nxt):
+            out_kind[link] = OUT_NEXT_ENTRY
+            w = 1.0 / max(1, len(preds[node]))
+            succ_g[link], succ_w[link] = nxt, [w] * len(nxt)
+            out_g[link] = [d for s in nxt for d in entry[s]]
+            out_w[link] = [w] * len(out_g[link])
+            exit_pos[link] += float(np.mean(entry_pos[nxt]))
+    lanes = sorted({(int(a), int(b)) for a, b in zip(net.lane_mov_link, net.lane_mov_lane, strict=True)})
+    lane_index = {k: i for i, k in enumerate(lanes)}
+    by_lane = {(int(net.det_link[d]), int(net.det_lane[d]), int(net.det_kind[d])): d
+               for d in range(net.n_detectors)}
+    z_start = np.asarray(net.det_pos, dtype=np.float64).copy()
+    z_end = z_start + np.asarray(net.det_length, dtype=np.float64)
+    ii = lambda g: _csr(g)  # noqa: E731
+    return EstimatorModel(
+        det=detector_model(net), link_len=np.asarray(net.link_length, dtype=np.float64),
+        link_lanes=np.asarray(net.link_lanes, dtype=np.float64),
+        link_storage=np.asarray(net.link_storage, dtype=np.float64),
+        link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
+        exit_pos=exit_pos, out_kind=out_kind, in_indptr=ii(entry)[0], in_det=ii(entry)[1],
+        out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
+        out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
+        succ_indptr=ii(succ_g)[0], succ=ii(succ_g)[1],
+        succ_w=np.array([w for g in succ_w for w in g], dtype=np.float64),
+        zone_indptr=ii(zone)[0], zone_det=ii(zone)[1], zone_start=z_start, zone_end=z_end,
+        lane_link=np.array([a for a, _ in lanes], dtype=np.int64),
+        lane_lane=np.array([b for _, b in lanes], dtype=np.int64),
+        lane_stop=np.array([by_lane.get((a, b, KIND_STOPLINE), -1) for a, b in lanes], dtype=np.int64),
+        lane_zone=np.array([by_lane.get((a, b, KIND_ZONE), -1) for a, b in lanes], dtype=np.int64),
+        row_lane=np.array([lane_index[(int(a), int(b))] for a, b in
+                           zip(net.lane_mov_link, net.lane_mov_lane, strict=True)], dtype=np.int64),
+        row_mov=np.asarray(net.lane_mov_mov, dtype=np.int64),
+        mov_from=np.asarray(net.mov_from, dtype=np.int64), mov_to=np.asarray(net.mov_to, dtype=np.int64),
+        mov_int=np.asarray(net.mov_int, dtype=np.int64), n_int=net.n_intersections,
+    )
+
+
+@njit(cache=True)
+def _density(o, veh_len, jam):  # noqa: ANN001, ANN202
+    """Vehicles per metre of one lane from an occupancy percentage (capped at jam density)."""
+    if not o == o or o <= 0.0:
+        return 0.0
+    return min(o / 100.0 / veh_len, 1.0 / jam)
+
+
+@njit(cache=True)
+def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
+                 zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
+                 link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs):  # noqa: ANN001, ANN202, PLR0913
+    """Per link: in/out counts with variances, loop densities and the zone vehicle measurement."""
+    n = link_len.shape[0]
+    u, uv, w, wv = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
+    k_in, k_out, k_zone = np.zeros(n), np.zeros(n), np.zeros(n)
+    z, zr = np.full(n, np.nan), np.full(n, np.inf)
+    for l in range(n):  # noqa: E741
+        for j in range(in_indptr[l], in_indptr[l + 1]):
+            d = in_det[j]
+            u[l] += count[d]
+            uv[l] += cvar[d] + count_var
+            k_in[l] += _density(occ[d], veh_len, jam)
+        for j in range(out_indptr[l], out_indptr[l + 1]):
+            d = out_det[j]
+            w[l] += out_w[j] * count[d]
+            wv[l] += out_w[j] * out_w[j] * (cvar[d] + count_var)
+            k_out[l] += out_w[j] * _density(occ[d], veh_len, jam)
+        cell_len = exit_pos[l] - entry_pos[l]
+        hi = min(exit_pos[l], link_len[l])
+        zv, zvar, cov = 0.0, 0.0, 0.0
+        nz = zone_indptr[l + 1] - zone_indptr[l]
+        for j in range(zone_indptr[l], zone_indptr[l + 1]):
+            d = zone_det[j]
+            kd = _density(occ[d], veh_len, jam)
+            k_zone[l] += kd
+            ov = max(0.0, min(zone_end[d], hi) - max(zone_start[d], entry_pos[l]))
+            zv += kd * ov
+            cov += ov
+            zvar += zone_abs * zone_abs + (kd * ov) ** 2 * (zone_rel * zone_rel + (src[d] > 0))
+        k_loop = 0.5 * (k_in[l] + k_out[l])
+        has_loops = in_indptr[l + 1] > in_indptr[l] or out_indptr[l + 1] > out_indptr[l]
+        if nz > 0:
+            fill = max(0.0, cell_len - cov / max(nz, 1)) * k_loop
+            z[l] = zv + fill
+            zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
+        elif has_loops and cell_len > 0:
+            z[l] = k_loop * cell_len
+            zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
+    return u, uv, w, wv, k_in, k_out, k_zone, z, zr
+
+
+@njit(cache=True)
+def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos, exit_pos,
+            link_speed, link_lanes, jam, T, process_var, sink_var):  # noqa: ANN001, ANN202, PLR0913
+    """Conservation predict + measurement update of every cell's (vehicles, loss fraction)."""
+    n = cell.shape[0]
+    c2, b2 = cell.copy(), beta.copy()
+    q00, q01, q11 = p00.copy(), p01.copy(), p11.copy()
+    out = w.copy()
+    for l in range(n):  # noqa: E741
+        cell_len = max(exit_pos[l] - entry_pos[l], 1.0)
+        a = 1.0
+        if out_kind[l] == 2:  # free exit: vehicles leave after their travel time
+            frac = min(1.0, T * link_speed[l] / cell_len)
+            a = 1.0 - frac
+            out[l] = frac * cell[l]
+        pred = a * cell[l] + u[l] - (w[l] if out_kind[l] != 2 else 0.0) - beta[l] * u[l]
+        P00 = a * a * p00[l] - 2.0 * a * u[l] * p01[l] + u[l] * u[l] * p11[l]
+        P00 += process_var + uv[l] + wv[l]
+        P01 = a * p01[l] - u[l] * p11[l]
+        P11 = p11[l] + sink_var
+        if z[l] == z[l]:
+            zz = z[l] + 0.5 * (pred - cell[l])  # zone is an interval mean; state is its end
+            S = P00 + zr[l]
+            K0, K1 = P00 / S, P01 / S
+            innov = zz - pred
+            pred += K0 * innov
+            b2[l] = beta[l] + K1 * innov
+            P11 -= K1 * P01
+            P00, P01 = P00 - K0 * P00, P01 - K0 * P01
+        cap = cell_len * link_lanes[l] / jam
+        c2[l] = min(max(pred, 0.0), cap)
+        b2[l] = min(max(b2[l], -0.5), 0.9)
+        q00[l], q01[l], q11[l] = max(P00, 1e-9), P01, max(P11, 1e-12)
+    return c2, b2, q00, q01, q11, out
+
+
+@njit(cache=True)
+def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, out_kind, entry_pos, exit_pos, link_len,
+                   link_storage, zone_indptr, zone_det, zone_start, zone_end, succ_indptr, succ,
+                   succ_w, T, junction_s, node_s, loop_rel):  # noqa: ANN001, ANN202, PLR0913
+    """Vehicles per link (cell + head + tail - part on the next link) and inside junctions."""
+    n = cell.shape[0]
+    head, tail = np.zeros(n), np.zeros(n)
+    for l in range(n):  # noqa: E741
+        zs, ze = np.inf, -np.inf
+        for j in range(zone_indptr[l], zone_indptr[l + 1]):
+            zs, ze = min(zs, zone_start[zone_det[j]]), max(ze, zone_end[zone_det[j]])
+        k_head = k_zone[l] if zs <= 0.5 * entry_pos[l] else k_in[l]
+        head[l] = entry_pos[l] * k_head
+        if out_kind[l] == 0:
+            k_tail = k_zone[l] if ze >= exit_pos[l] else k_out[l]
+            tail[l] = max(0.0, link_len[l] - exit_pos[l]) * k_tail
+    veh, var = np.zeros(n), np.zeros(n)
+    internal = 0.0
+    for l in range(n):  # noqa: E741
+        beyond = 0.0
+        for j in range(succ_indptr[l], succ_indptr[l + 1]):
+            beyond += succ_w[j] * head[succ[j]]
+        v = cell[l] + head[l] + tail[l] - beyond
+        veh[l] = min(max(v, 0.0), link_storage[l])
+        var[l] = p00[l] + (loop_rel * (head[l] + tail[l] + beyond)) ** 2
+        if out_kind[l] == 0:
+            internal += w[l] / T * junction_s
+        elif out_kind[l] == 1:
+            internal += w[l] / T * node_s
+    return veh, var, internal
+
+
+@njit(cache=True)
+def _lane_queues(occ, speed, lane_link, lane_stop, lane_zone, zone_start, zone_end, link_speed,
+                 link_lanes, veh, veh_len, jam, halt_speed):  # noqa: ANN001, ANN202, PLR0913
+    """Queued vehicles per approach lane from its zone (occupancy x halting share) or stop loop."""
+    n = lane_link.shape[0]
+    q = np.zeros(n)
+    for k in range(n):
+        link = lane_link[k]
+        d = lane_zone[k]
+        if d >= 0:
+            nveh = _density(occ[d], veh_len, jam) * (zone_end[d] - zone_start[d])
+            v = speed[d]
+            if v == v:
+                halt = min(max(1.0 - (v - halt_speed) / (0.6 * link_speed[link]), 0.0), 1.0)
+            else:
+                halt = 1.0 if nveh > 0.5 else 0.0
+            q[k] = nveh * halt
+        elif lane_stop[k] >= 0:
+            o = occ[lane_stop[k]]
+            share = o / 100.0 if o == o else 0.0
+            q[k] = veh[link] / link_lanes[link] * share
+    return q
+
+
+@njit(cache=True)
+def _turning(acc_stop, acc_in, row_lane, row_mov, row_share, mov_from, mov_to, mov_int,
+             lane_link, n_int, n_links, iters, smoothing):  # noqa: ANN001, ANN202, PLR0913
+    """Fit movement counts to stop-line lane counts and outgoing entry counts (IPF) per scan.
+
+    Start from each lane's count split by the previous shares; alternately scale the rows of
+    each outgoing link to its (intersection-normalised) entry count and re-split every lane
+    to its stop-line count. Returns movement counts and the smoothed new row shares.
+    """
+    n_rows, n_mov = row_lane.shape[0], mov_from.shape[0]
+    x = np.zeros(n_rows)
+    for r in range(n_rows):
+        x[r] = acc_stop[row_lane[r]] * row_share[r]
+    s_int, e_int = np.zeros(n_int), np.zeros(n_int)
+    seen = np.full(n_links, -1)
+    for r in range(n_rows):
+        i = mov_int[row_mov[r]]
+        s_int[i] += x[r]
+        o = mov_to[row_mov[r]]
+        if seen[o] != i:  # each outgoing link once per intersection
+            seen[o] = i
+            e_int[i] += acc_in[o]
+    for _ in range(iters):
+        tot_o = np.zeros(n_links)
+        for r in range(n_rows):
+            tot_o[mov_to[row_mov[r]]] += x[r]
+        for r in range(n_rows):
+            i, o = mov_int[row_mov[r]], mov_to[row_mov[r]]
+            if tot_o[o] > 0 and e_int[i] > 0:
+                x[r] *= min(max(acc_in[o] * s_int[i] / e_int[i] / tot_o[o], 0.2), 5.0)
+        lane_tot = np.zeros(acc_stop.shape[0])
+        for r in range(n_rows):
+            lane_tot[row_lane[r]] += x[r]
+        for r in range(n_rows):
+            if lane_tot[row_lane[r]] > 0:
+                x[r] *= acc_stop[row_lane[r]] / lane_tot[row_lane[r]]
+    share = row_share.copy()
+    lane_tot = np.zeros(acc_stop.shape[0])
+    for r in range(n_rows):
+        lane_tot[row_lane[r]] += x[r]
+    for r in range(n_rows):
+        if lane_tot[row_lane[r]] > 0:
+            share[r] = (1 - smoothing) * row_share[r] + smoothing * x[r] / lane_tot[row_lane[r]]
+    mov_count = np.zeros(n_mov)
+    for r in range(n_rows):
+        mov_count[row_mov[r]] += x[r]
+    return mov_count, share
+
+
+@njit(cache=True)
+def _ratios(mov_count, prev_ratio, mov_from, n_links):  # noqa: ANN001, ANN202
+    """Turning ratios from movement counts; a link with no outflow keeps its previous ratios."""
+    tot = np.zeros(n_links)
+    for m in range(mov_count.shape[0]):
+        tot[mov_from[m]] += mov_count[m]
+    ratio = prev_ratio.copy()
+    for m in range(mov_count.shape[0]):
+        if tot[mov_from[m]] > 0:
+            ratio[m] = mov_count[m] / tot[mov_from[m]]
+    return ratio
+
+
+def _prior_shares(model: EstimatorModel) -> tuple[np.ndarray, np.ndarray]:
+    """Equal split of each lane over its movements; equal turning ratios per link."""
+    per_lane = np.bincount(model.row_lane, minlength=model.lane_link.shape[0]).astype(np.float64)
+    share = 1.0 / per_lane[model.row_lane] if model.row_lane.size else np.zeros(0)
+    per_link = np.bincount(model.mov_from, minlength=model.link_len.shape[0]).astype(np.float64)
+    ratio = 1.0 / per_link[model.mov_from] if model.mov_from.size else np.zeros(0)
+    return share, ratio
+
+
+def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> EstimatorState:
+    """The state before any data: empty network, loss fraction at its prior."""
+    params = params or EstimatorParams()
+    n, n_det = model.link_len.shape[0], model.det.kind.shape[0]
+    share, ratio = _prior_shares(model)
+    return EstimatorState(
+        qa=init_qa_state(n_det), cell=np.zeros(n), beta=np.full(n, params.sink_prior),
+        p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
+        link_vehicles=np.zeros(n), link_var=np.full(n, 1.0), internal=0.0, internal_var=0.0,
+        lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
+        acc_stop=np.zeros(model.lane_link.shape[0]), acc_in=np.zeros(n),
+        acc_flags=np.zeros(n_det, dtype=np.uint8), acc_intervals=0, t_end=float("nan"),
+    )
+
+
+def update_interval(
+    model: EstimatorModel, state: EstimatorState, qa: QAResult, *, t_end: float,
+    params: EstimatorParams,
+) -> EstimatorState:
+    """Advance the estimate by one detector interval (``qa`` = that interval's QA output)."""
+    p, m = params, model
+    u, uv, w, wv, k_in, k_out, k_zone, z, zr = _link_inputs(
+        qa.count, qa.count_var, qa.occupancy, qa.source, m.in_indptr, m.in_det, m.out_indptr,
+        m.out_det, m.out_w, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos,
+        m.exit_pos, m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
+        p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std)
+    cell, beta, p00, p01, p11, out = _kalman(
+        state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr, m.out_kind,
+        m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes, p.jam_spacing_m, p.interval_s,
+        p.process_var, p.sink_var)
+    veh, var, internal = _link_vehicles(
+        cell, p00, out, k_in, k_out, k_zone, m.out_kind, m.entry_pos, m.exit_pos, m.link_len,
+        m.link_storage, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.succ_indptr,
+        m.succ, m.succ_w, p.interval_s, p.junction_s, p.node_s, p.loop_rel_std)
+    queue = _lane_queues(qa.occupancy, qa.speed, m.lane_link, m.lane_stop, m.lane_zone,
+                         m.zone_start, m.zone_end, m.link_speed, m.link_lanes, veh,
+                         p.vehicle_length_m, p.jam_spacing_m, p.halt_speed_ms)
+    stop = np.where(m.lane_stop >= 0, qa.count[np.maximum(m.lane_stop, 0)], 0.0)
+    return state._replace(
+        cell=cell, beta=beta, p00=p00, p01=p01, p11=p11, link_vehicles=veh, link_var=var,
+        internal=float(internal), internal_var=float((p.junction_rel_std * internal) ** 2),
+        lane_queue=queue, acc_stop=state.acc_stop + stop, acc_in=state.acc_in + u,
+        acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
+        t_end=float(t_end))
+
+
+def summarize(
+    model: EstimatorModel, state: EstimatorState, *, params: EstimatorParams
+) -> tuple[Estimate, EstimatorState]:
+    """Close the scan: fit turning flows, compute movement flows/queues; reset accumulators."""
+    n_links = model.link_len.shape[0]
+    mov_count, share = _turning(
+        state.acc_stop, state.acc_in, model.row_lane, model.row_mov, state.row_share,
+        model.mov_from, model.mov_to, model.mov_int, model.lane_link, model.n_int, n_links,
+        params.turn_iterations, params.flow_smoothing)
+    ratio = _ratios(mov_count, state.turning_ratio, model.mov_from, n_links)
+    scan_s = max(state.acc_intervals, 1) * params.interval_s
+    arrivals = state.acc_in[model.mov_from] if model.mov_from.size else np.zeros(0)
+    mov_flow = ratio * arrivals * 3600.0 / scan_s
+    mov_queue = np.zeros(model.mov_from.shape[0])
+    np.add.at(mov_queue, model.row_mov, state.lane_queue[model.row_lane] * share)
+    est = Estimate(
+        t=state.t_end, link_vehicles=state.link_vehicles, link_std=np.sqrt(state.link_var),
+        network_vehicles=float(state.link_vehicles.sum() + state.internal),
+        network_std=float(np.sqrt(state.link_var.sum() + state.internal_var)),
+        mov_flow=mov_flow, turning_ratio=ratio, lane_queue=state.lane_queue,
+        lane_link=model.lane_link, lane_lane=model.lane_lane, mov_queue=mov_queue,
+        detector_flags=state.acc_flags)
+    state = state._replace(
+        row_share=share, turning_ratio=ratio, acc_stop=np.zeros_like(state.acc_stop),
+        acc_in=np.zeros_like(state.acc_in), acc_flags=np.zeros_like(state.acc_flags),
+        acc_intervals=0)
+    return est, state
+
+
+def step(
+    model: EstimatorModel, state: EstimatorState, count: np.ndarray, occupancy: np.ndarray,
+    speed: np.ndarray, *, t_start: float, params: EstimatorParams, qa_params: QAParams,
+) -> EstimatorState:
+    """QA one interval of raw detector arrays (NaN = missing), then update the estimate."""
+    qa, qa_state = qa_interval(model.det, state.qa, count, occupancy, speed,
+                               interval_s=params.interval_s, params=qa_params)
+    state = state._replace(qa=qa_state)
+    return update_interval(model, state, qa, t_end=t_start + params.interval_s, params=params)
+
+
+def _is_scan_end(t_end: float, n_acc: int, params: EstimatorParams) -> bool:
+    """A scan closes at multiples of ``scan_s`` (or after scan_s worth of intervals)."""
+    k = round(t_end / params.scan_s)
+    aligned = abs(k * params.scan_s - t_end) < 1e-6 * params.scan_s
+    return aligned or n_acc * params.interval_s >= params.scan_s - 1e-9
+
+
+def run_estimator(
+    counts: CountsTable | pd.DataFrame | DetectorFrame, net: CompiledNetwork,
+    params: EstimatorParams | None = None, state: EstimatorState | None = None, *,
+    qa_params: QAParams | None = None, model: EstimatorModel | None = None,
+) -> tuple[list[Estimate], EstimatorState]:
+    """Run QA + estimation over every interval after ``state`` and return one Estimate per scan.
+
+    Parameters
+    ----------
+    counts
+        Accepted count rows (or an already pivoted ``DetectorFrame``).
+    net
+        The compiled network the detector ids refer to.
+    params, qa_params
+        Estimator and QA parameters (defaults if omitted).
+    state
+        The state returned by the previous call (the previous scan's state); None = start.
+    model
+        ``estimator_model(net)``, to skip recompiling it on every call.
+
+    Returns
+    -------
+    estimates, state
+        One ``Estimate`` per scan closed during this call, and the state to pass next time.
+    """
+    params, qa_params = params or EstimatorParams(), qa_params or QAParams()
+    model = model or estimator_model(net)
+    state = state or init_state(model, params)
+    after = state.t_end - params.interval_s if state.t_end == state.t_end else -np.inf
+    frame = counts if isinstance(counts, DetectorFrame) else build_frame(
+        counts, net, interval_s=params.interval_s, after=after)
+    estimates: list[Estimate] = []
+    for k in range(frame.times.shape[0]):
+        if frame.times[k] <= after:
+            continue
+        state = step(model, state, frame.count[k], frame.occupancy[k], frame.speed[k],
+                     t_start=float(frame.times[k]), params=params, qa_params=qa_params)
+        if _is_scan_end(state.t_end, state.acc_intervals, params):
+            est, state = summarize(model, state, params=params)
+            estimates.append(est)
+    return estimates, state
+
+
+def estimate(
+    counts: CountsTable | pd.DataFrame, net: CompiledNetwork, *,
+    params: EstimatorParams | None = None, state: EstimatorState | None = None,
+    qa_params: QAParams | None = None,
+) -> tuple[Estimate | None, EstimatorState]:
+    """Estimate the current traffic state from counts: the last scan's ``Estimate`` and state."""
+    ests, state = run_estimator(counts, net, params, state, qa_params=qa_params)
+    return (ests[-1] if ests else None), state
