@@ -178,6 +178,7 @@ class PlanStore(Protocol):
     def get(self, intersection: str, version: int) -> StoredPlan | None: ...
     def history(self, intersection: str, *, limit: int = 50) -> list[StoredPlan]: ...
     def latest_version(self, intersection: str) -> int: ...
+    def latest_versions(self) -> dict[str, int]: ...
     def record_ack(self, intersection: str, version: int, *, status: AckStatus,
                    reason: str | None, actor: str) -> AckRecord: ...
     def acks(self, intersection: str, *, limit: int = 50) -> list[AckRecord]: ...
@@ -408,6 +409,13 @@ class SqlPlanStore:
         with self._tx() as conn:
             return self._latest(conn, intersection)
 
+    def latest_versions(self) -> dict[str, int]:
+        """Highest stored version of every intersection that has one."""
+        q = select(_PLANS.c.intersection, func.max(_PLANS.c.version)).group_by(
+            _PLANS.c.intersection)
+        with self._tx() as conn:
+            return {r[0]: int(r[1]) for r in conn.execute(q)}
+
     # -- acks, freezes, audit -------------------------------------------------------------
     def record_ack(self, intersection: str, version: int, *, status: AckStatus,
                    reason: str | None, actor: str) -> AckRecord:
@@ -578,6 +586,12 @@ class MemoryPlanStore:
 
     def latest_version(self, intersection: str) -> int:
         return self._latest(intersection)
+
+    def latest_versions(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for i, v in self._plans:
+            out[i] = max(v, out.get(i, 0))
+        return out
 
     def record_ack(self, intersection: str, version: int, *, status: AckStatus,
                    reason: str | None, actor: str) -> AckRecord:

@@ -1,0 +1,150 @@
+"""Live driver: counts -> (fake) scan -> validate -> publish, on simulated and wall-clock time.
+
+The fake scan gives intersection A greens ns = 30 + 5k, ew = 30 - 5k on its k-th call
+(k = 1, 2, ...) and B the base timing; each change (5 s) is within the 15 s per-scan bound.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from service_fixtures import scan_plan, tiny_spec
+
+from signalopt.live import LiveDriver, engine_scan
+from signalopt.network import CompiledNetwork, compile_network
+from signalopt.plan import PlanLimits, TimingPlan
+from signalopt.store import CountRow, MemoryPlanStore
+
+NET = compile_network(tiny_spec())
+
+
+class FakeScan:
+    """Records what it was given; returns plans versioned by its own call count."""
+
+    def __init__(self, *, bad_at: int | None = None, fail_at: int | None = None) -> None:
+        self.calls: list[dict[str, Any]] = []
+        self.bad_at, self.fail_at = bad_at, fail_at
+
+    def __call__(self, net: CompiledNetwork, counts: pd.DataFrame, state: Any, *, t: float,
+                 frozen: np.ndarray) -> tuple[list[TimingPlan], Any]:
+        k = len(self.calls) + 1
+        self.calls.append({"t": t, "n": len(counts), "state": state, "frozen": frozen.tolist()})
+        if k == self.fail_at:
+            msg = "estimator blew up"
+            raise RuntimeError(msg)
+        ns = 30.0 + 5 * k if k != self.bad_at else 60.0 + 5 * k  # +30 s jump breaks the bound
+        plans = [scan_plan("A", k, created_at=t, ns=ns, ew=30.0 - 5 * k if ns < 60 else 10.0),
+                 scan_plan("B", k, created_at=t)]
+        return plans, k
+
+
+def _driver(scan: Any, **kw: Any) -> tuple[LiveDriver, MemoryPlanStore]:
+    store = MemoryPlanStore()
+    return LiveDriver(store, NET, scan=scan, limits=PlanLimits(), **kw), store
+
+
+def test_step_reads_its_window_publishes_and_threads_state() -> None:
+    scan = FakeScan()
+    driver, store = _driver(scan)
+    store.add_counts([CountRow("w_A_in", t, 3, 1.0, 10.0) for t in (0.0, 90.0, 120.0, 150.0)])
+    rep = driver.step(120.0)
+    assert (rep.n_counts, rep.published, rep.rejected) == (2, ["A", "B"], [])
+    assert scan.calls[0] == {"t": 120.0, "n": 2, "state": None, "frozen": [False, False]}
+    driver.step(240.0)
+    assert scan.calls[1]["state"] == 1  # state handed from one scan to the next
+    assert scan.calls[1]["n"] == 2  # 120 and 150
+    assert store.current("A").phases[0].duration == 40.0  # type: ignore[union-attr]
+    assert store.audit(limit=1)[0].detail == "scan at t=240"
+
+
+def test_frozen_intersection_is_never_changed_by_the_scan() -> None:
+    scan = FakeScan()
+    driver, store = _driver(scan)
+    driver.step(120.0)
+    store.freeze("A", actor="eve", reason="works")
+    rep = driver.step(240.0)
+    assert scan.calls[1]["frozen"] == [True, False]
+    assert rep.published == ["B"]
+    assert "frozen" in rep.skipped["A"]
+    assert store.current_version("A") == 1
+    store.unfreeze("A", actor="eve")
+    assert driver.step(360.0).published == ["A", "B"]
+
+
+def test_invalid_plan_is_never_stored() -> None:
+    driver, store = _driver(FakeScan(bad_at=2))
+    driver.step(120.0)
+    rep = driver.step(240.0)
+    assert rep.published == ["B"]
+    assert any("green changed more than" in p for p in rep.rejected)
+    assert store.current("A").version == 1  # type: ignore[union-attr]  # v1 stays, expires at 360
+
+
+def test_versions_renumbered_above_the_store() -> None:
+    """An engineer plan v1..v5 exists; a restarted scan (its own v1) must publish v6."""
+    driver, store = _driver(FakeScan())
+    store.publish([scan_plan("A", v, source="engineer") for v in range(1, 6)], actor="eve")
+    rep = driver.step(120.0)
+    assert rep.published == ["A", "B"]
+    assert store.current_version("A") == 6
+
+
+def test_expired_previous_plan_does_not_bound_the_change() -> None:
+    """Plan v1 (ns 35) expired at 360; at 1200 a jump to ns 60+ is checked against nothing."""
+    driver, _ = _driver(FakeScan(bad_at=2))
+    driver.step(120.0)
+    assert driver.step(1200.0).published == ["A", "B"]
+
+
+def test_approval_mode_stores_pending() -> None:
+    driver, store = _driver(FakeScan(), require_approval=True)
+    driver.step(120.0)
+    assert store.current("A") is None
+    assert store.get("A", 1).status == "pending"  # type: ignore[union-attr]
+
+
+def test_advance_runs_each_boundary_and_survives_a_failed_scan() -> None:
+    scan = FakeScan(fail_at=2)
+    driver, store = _driver(scan)
+    reps = driver.advance(50.0)
+    assert reps == []
+    reps = driver.advance(400.0)
+    assert [r.t for r in reps] == [120.0, 240.0, 360.0]
+    assert reps[1].error == "RuntimeError: estimator blew up"
+    assert store.current_version("A") == 3
+
+
+def test_run_follows_a_clock_until_stopped() -> None:
+    ticks = iter(np.arange(0.0, 10_000.0, 40.0))
+    stop = threading.Event()
+    scan = FakeScan()
+    driver, _ = _driver(scan)
+
+    def clock() -> float:
+        if len(scan.calls) >= 3:
+            stop.set()
+        return float(next(ticks))
+
+    thread = threading.Thread(target=driver.run, args=(stop,), kwargs={"clock": clock,
+                                                                      "lag_s": 0.0,
+                                                                      "poll_s": 0.001})
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert [c["t"] for c in scan.calls] == [120.0, 240.0, 360.0]
+
+
+def test_engine_scan_publishes_valid_plans() -> None:
+    """The real scan on the tiny corridor: its plans pass the validator and get stored."""
+    pytest.importorskip("signalopt.scan")
+    driver, store = _driver(engine_scan())
+    rows = [CountRow(d, float(t), 5, 8.0, 10.0) for t in range(0, 120, 30) for d in NET.det_ids]
+    store.add_counts(rows)
+    rep = driver.step(120.0)
+    assert rep.rejected == []
+    assert sorted(rep.published) == ["A", "B"]
+    assert store.current("A").valid_until == 360.0  # type: ignore[union-attr]
