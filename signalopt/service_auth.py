@@ -63,6 +63,17 @@ def write_keys(path: Path, keys: Iterable[ApiKey]) -> None:
     Path(path).write_text(json.dumps([k.model_dump(mode="json") for k in keys], indent=2))
 
 
+def _expand(patterns: Sequence[str], ids: set[str]) -> set[str]:
+    """Intersection ids matched by fnmatch ``patterns`` (plain ids skip the pattern scan)."""
+    out: set[str] = set()
+    for pat in patterns:
+        if any(ch in pat for ch in "*?["):
+            out.update(i for i in ids if fnmatch.fnmatchcase(i, pat))
+        elif pat in ids:
+            out.add(pat)
+    return out
+
+
 class Authenticator:
     """Resolves a raw key to its record and checks role and intersection scope.
 
@@ -72,11 +83,8 @@ class Authenticator:
 
     def __init__(self, keys: Sequence[ApiKey], intersection_ids: Sequence[str]) -> None:
         self._by_hash = {k.key_sha256: k for k in keys}
-        self._scope = {
-            k.key_sha256: {i for i in intersection_ids
-                           if any(fnmatch.fnmatchcase(i, pat) for pat in k.intersections)}
-            for k in keys
-        }
+        ids = set(intersection_ids)
+        self._scope = {k.key_sha256: _expand(k.intersections, ids) for k in keys}
 
     def authenticate(self, raw: str | None) -> ApiKey:
         """The key's record, or 401 (missing or unknown key)."""
