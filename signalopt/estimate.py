@@ -129,6 +129,14 @@ def _link_detectors(net: CompiledNetwork) -> tuple[list[list[int]], list[list[in
     return groups
 
 
+def _is_uturn(net: CompiledNetwork, succs: list[list[int]], link: int, nxt: int) -> bool:
+    """``nxt`` leads back to where ``link`` came from (directly or via one pass-through node)."""
+    origin, end = int(net.link_from_node[link]), int(net.link_to_node[nxt])
+    if end == origin:
+        return True
+    return len(succs[end]) == 1 and int(net.link_to_node[succs[end][0]]) == origin
+
+
 def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     """Compile the estimator's view of ``net``: cells, cross-sections, approach lanes."""
     n = net.n_links
@@ -147,7 +155,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     succ_w: list[list[float]] = [[] for _ in range(n)]
     for link in range(n):
         node = int(net.link_to_node[link])
-        nxt = [s for s in succs[node] if int(net.link_to_node[s]) != int(net.link_from_node[link])]
+        nxt = [s for s in succs[node] if not _is_uturn(net, succs, link, s)]
         if stop[link]:
             out_kind[link], out_g[link] = OUT_STOPLINE, stop[link]
             out_w[link] = [1.0] * len(stop[link])
@@ -288,7 +296,7 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, out_kind, entry_pos, exit_
         zs, ze = np.inf, -np.inf
         for j in range(zone_indptr[l], zone_indptr[l + 1]):
             zs, ze = min(zs, zone_start[zone_det[j]]), max(ze, zone_end[zone_det[j]])
-        k_head = k_zone[l] if zs <= 0.5 * entry_pos[l] else k_in[l]
+        k_head = 0.5 * (k_in[l] + k_zone[l]) if zs <= 0.5 * entry_pos[l] else k_in[l]
         head[l] = entry_pos[l] * k_head
         if out_kind[l] == 0:
             k_tail = k_zone[l] if ze >= exit_pos[l] else k_out[l]

@@ -1,0 +1,51 @@
+"""Slow, obvious Python versions of the estimator kernels: test oracles (like stumpy's naive.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def naive_kalman(cell, beta, p, u, uv, w, wv, z, zr, *, free_frac=None, cap=np.inf,
+                 process_var=0.0, sink_var=0.0):  # noqa: ANN001, ANN201, PLR0913
+    """One predict/update of one cell with explicit 2x2 matrices.
+
+    x = [N, beta]; predict x' = F x + [u - w, 0] with F = [[a, -u], [0, 1]], where a = 1, or
+    1 - free_frac for a free exit (then w = free_frac * N is implied by a);
+    P' = F P F^T + diag(process_var + uv + wv, sink_var). Measurement z of N (an interval mean,
+    shifted by half the predicted change), H = [1, 0].
+    """
+    a = 1.0 if free_frac is None else 1.0 - free_frac
+    w_used = 0.0 if free_frac is not None else w
+    F = np.array([[a, -u], [0.0, 1.0]])
+    x = np.array([a * cell + u - w_used - beta * u, beta])
+    P = F @ p @ F.T + np.diag([process_var + uv + wv, sink_var])
+    if not np.isnan(z):
+        H = np.array([[1.0, 0.0]])
+        zz = z + 0.5 * (x[0] - cell)
+        S = (H @ P @ H.T)[0, 0] + zr
+        K = (P @ H.T / S)[:, 0]
+        x = x + K * (zz - x[0])
+        P = P - np.outer(K, H @ P)
+    return min(max(x[0], 0.0), cap), min(max(x[1], -0.5), 0.9), P
+
+
+def naive_conservation(inflow: np.ndarray, outflow: np.ndarray) -> np.ndarray:
+    """Vehicles in a cell after each interval: cumulative in minus cumulative out."""
+    return np.cumsum(np.asarray(inflow, dtype=float) - np.asarray(outflow, dtype=float))
+
+
+def naive_ratios(mov_count: np.ndarray, mov_from: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Share of each movement in its from-link's total; links without flow keep ``prev``."""
+    out = prev.astype(float).copy()
+    for m in range(len(mov_count)):
+        tot = sum(mov_count[k] for k in range(len(mov_count)) if mov_from[k] == mov_from[m])
+        if tot > 0:
+            out[m] = mov_count[m] / tot
+    return out
+
+
+def naive_density(occ: float, veh_len: float, jam: float) -> float:
+    """Vehicles per metre of lane from occupancy %, at most jam density."""
+    if np.isnan(occ) or occ <= 0:
+        return 0.0
+    return min(occ / 100.0 / veh_len, 1.0 / jam)

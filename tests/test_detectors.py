@@ -1,0 +1,137 @@
+"""Detector QA: every flag on a synthetic fault, and imputation from healthy neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from signalopt.config import QAParams
+from signalopt.detectors import (
+    CHATTER, IMPLAUSIBLE, INCONSISTENT, NO_DATA, SRC_HISTORY, SRC_MEASURED, SRC_PARTNER,
+    SRC_SIBLINGS, STUCK, DetectorFrame, build_frame, detector_model, run_qa,
+)
+from signalopt.errors import CountsError
+from signalopt.io.counts import load_counts
+
+T = 30.0
+
+
+def _frame(net, count, occ=None, speed=None) -> DetectorFrame:
+    count = np.asarray(count, dtype=float)
+    occ = np.full_like(count, 5.0) if occ is None else np.asarray(occ, dtype=float)
+    speed = np.full_like(count, 10.0) if speed is None else np.asarray(speed, dtype=float)
+    speed = np.where(count > 0, speed, np.nan)
+    return DetectorFrame(np.arange(count.shape[0]) * T, count, occ, speed)
+
+
+def _varying(n_t: int, n_det: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    count = rng.integers(4, 9, size=(n_t, n_det)).astype(float)
+    occ = count * 100 * 5 / (10 * T) + rng.random((n_t, n_det))
+    return count, occ
+
+
+def test_build_frame_pivots_and_fills_gaps(chain_net) -> None:
+    rows = [{"detector_id": "L1_0_in", "interval_start": 60.0, "count": 3, "occupancy": 4.0,
+             "speed": 9.0},
+            {"detector_id": "L0_0_in", "interval_start": 0.0, "count": 2, "occupancy": 1.0,
+             "speed": 9.0}]
+    fr = build_frame(load_counts(rows, chain_net), chain_net, interval_s=T)
+    assert list(fr.times) == [0.0, 30.0, 60.0]
+    assert fr.count[0, 0] == 2 and fr.count[2, 1] == 3
+    assert np.isnan(fr.count[1]).all()  # silent interval appears, all missing
+
+
+def test_build_frame_off_grid_raises(chain_net) -> None:
+    df = pd.DataFrame({"detector_id": ["L0_0_in", "L0_0_in"], "interval_start": [0.0, 45.0],
+                       "count": [1, 1], "occupancy": [1.0, 1.0], "speed": [9.0, 9.0]})
+    with pytest.raises(CountsError, match="45"):
+        build_frame(df, chain_net, interval_s=T)
+
+
+def test_healthy_data_not_flagged(t_junction_net) -> None:
+    count, occ = _varying(20, t_junction_net.n_detectors)
+    res, _ = run_qa(_frame(t_junction_net, count, occ), detector_model(t_junction_net),
+                    interval_s=T)
+    assert res.flags.sum() == 0
+    assert (res.source == SRC_MEASURED).all()
+    np.testing.assert_array_equal(res.count, count)
+
+
+def test_no_data_imputed_from_partner_loop(t_junction_net) -> None:
+    net = t_junction_net
+    count, occ = _varying(5, net.n_detectors)
+    d_in, d_stop = net.det_index["WJ_0_in"], net.det_index["WJ_0_stop"]
+    count[3, d_in] = np.nan
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    assert res.flags[3, d_in] == NO_DATA
+    assert res.source[3, d_in] == SRC_PARTNER
+    assert res.count[3, d_in] == count[3, d_stop]
+    assert res.count_var[3, d_in] > 0 and res.count_var[2, d_in] == 0
+
+
+def test_stuck_value_flagged_after_run(t_junction_net) -> None:
+    net = t_junction_net
+    count, occ = _varying(10, net.n_detectors)
+    d = net.det_index["JE_0_in"]
+    count[2:, d], occ[2:, d] = 7.0, 12.3
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T,
+                    params=QAParams(stuck_intervals=4))
+    stuck = (res.flags[:, d] & STUCK) > 0
+    assert not stuck[:4].any() and stuck[5:].all()  # 4 identical values: flagged from the 4th
+    assert res.source[9, d] == SRC_HISTORY  # no partner, no sibling: own history
+
+
+def test_stuck_at_zero_while_partner_counts(t_junction_net) -> None:
+    net = t_junction_net
+    count, occ = _varying(10, net.n_detectors)
+    d = net.det_index["SJ_0_stop"]
+    count[:, d], occ[:, d] = 0.0, 0.0
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T,
+                    params=QAParams(stuck_zero_intervals=3))
+    assert ((res.flags[:, d] & STUCK) > 0).tolist() == [False] * 2 + [True] * 8
+
+
+def test_chatter_against_partner(t_junction_net) -> None:
+    net = t_junction_net
+    count, occ = _varying(3, net.n_detectors)
+    d = net.det_index["WJ_1_in"]
+    count[1, d], count[1, net.det_index["WJ_1_stop"]] = 24.0, 4.0  # 24 vs 4 at the stop line
+    occ[1, d] = 24 * 100 * 5 / (10 * T)
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    assert res.flags[1, d] & CHATTER
+    assert res.count[1, d] == count[1, net.det_index["WJ_1_stop"]]
+
+
+def test_inconsistent_flow_occupancy(t_junction_net) -> None:
+    net = t_junction_net
+    count, occ = _varying(3, net.n_detectors)
+    d = net.det_index["WJ_1_stop"]
+    occ[1, d] = 0.0  # 4-8 vehicles crossed a loop that was never occupied
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    assert res.flags[1, d] & INCONSISTENT
+
+
+def test_implausible_flow(t_junction_net) -> None:
+    net = t_junction_net
+    count, occ = _varying(3, net.n_detectors)
+    d = net.det_index["JS_0_in"]
+    count[1, d], occ[1, d] = 200.0, 80.0  # 24,000 veh/h on one lane
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    assert res.flags[1, d] & IMPLAUSIBLE
+
+
+def test_sibling_imputation_uses_historical_share(t_junction_net) -> None:
+    """Zones WJ_0 and WJ_1 run at occupancy 30 % and 10 %; WJ_1 goes silent while WJ_0 reads
+    60 %: its imputation is 60 * 10 / 30 = 20 %."""
+    net = t_junction_net
+    count, occ = _varying(12, net.n_detectors)
+    z0, z1 = net.det_index["WJ_0_zone"], net.det_index["WJ_1_zone"]
+    occ[:, z0], occ[:, z1] = 30.0, 10.0
+    occ[:, z0] += np.arange(12) * 1e-3  # not stuck
+    occ[:, z1] += np.arange(12) * 1e-3
+    occ[11, z0], count[11, z1] = 60.0, np.nan
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    assert res.source[11, z1] == SRC_SIBLINGS
+    assert res.occupancy[11, z1] == pytest.approx(20.0, rel=0.01)

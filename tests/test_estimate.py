@@ -1,0 +1,128 @@
+"""Estimator: hand-checked conservation, measurement fusion, turning ratios, state carry-over."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from signalopt.config import EstimatorParams
+from signalopt.detectors import DetectorFrame
+from signalopt.estimate import Estimate, estimate, estimator_model, run_estimator
+from tests.naive import naive_conservation
+
+T = 30.0
+# pure conservation: no loss fraction, a measurement so weak it never moves the state
+CONSERVE = EstimatorParams(sink_prior=0.0, sink_prior_var=0.0, sink_var=0.0, loop_abs_std=1e9,
+                           process_var=0.0, count_var=0.0, node_s=0.0, scan_s=90.0)
+
+
+def _frame(count: np.ndarray, occ: np.ndarray | None = None,
+           speed: np.ndarray | None = None) -> DetectorFrame:
+    count = np.asarray(count, dtype=float)
+    nan = np.full_like(count, np.nan)
+    return DetectorFrame(np.arange(count.shape[0]) * T, count,
+                         nan.copy() if occ is None else occ, nan.copy() if speed is None else speed)
+
+
+CHAIN_COUNTS = np.array([[8, 0, 0], [8, 6, 0], [0, 8, 5]], dtype=float)  # rows: intervals
+
+
+def test_chain_conservation_hand_checked(chain_net) -> None:
+    """Chain L0 -> L1 -> L2 (100 m, entry loops at 10 m, no junctions), counts per interval
+
+        L0 in: 8, 8, 0     L1 in: 0, 6, 8     L2 in: 0, 0, 5
+
+    L0's cell runs from its loop to L1's loop, so after 90 s it holds (8+8+0) - (0+6+8) = 2
+    (at most 10 at any time, below its jam storage 100/7.5 = 13.3); L1 holds 14 - 5 = 9.
+    L2 exits freely: at 10 m/s its 90 m cell empties within one 30 s interval, so it holds
+    only the 5 that entered in the last one. Loops report no occupancy, so the 10 m heads
+    before each loop are empty. Network = 2 + 9 + 5 = 16 = the 16 that entered L0.
+    """
+    ests, _ = run_estimator(_frame(CHAIN_COUNTS), chain_net, CONSERVE)
+    assert len(ests) == 1 and ests[0].t == 90.0
+    np.testing.assert_allclose(ests[0].link_vehicles, [2.0, 9.0, 5.0], atol=1e-6)
+    assert ests[0].network_vehicles == pytest.approx(16.0, abs=1e-6)
+    oracle = naive_conservation(CHAIN_COUNTS[:, 0], CHAIN_COUNTS[:, 1])
+    assert ests[0].link_vehicles[0] == pytest.approx(oracle[-1], abs=1e-6)
+
+
+def test_state_carries_over_between_calls(chain_net) -> None:
+    """Running intervals 1-2 then 3 with the returned state equals running 1-3 at once."""
+    params = CONSERVE.model_copy(update={"scan_s": 30.0})
+    full, _ = run_estimator(_frame(CHAIN_COUNTS), chain_net, params)
+    fr = _frame(CHAIN_COUNTS)
+    first = DetectorFrame(fr.times[:2], fr.count[:2], fr.occupancy[:2], fr.speed[:2])
+    second = DetectorFrame(fr.times[2:], fr.count[2:], fr.occupancy[2:], fr.speed[2:])
+    _, state = run_estimator(first, chain_net, params)
+    part, _ = run_estimator(second, chain_net, params, state)
+    np.testing.assert_allclose(part[-1].link_vehicles, full[-1].link_vehicles)
+
+
+def test_zone_measurement_corrects_drift(t_junction_net) -> None:
+    """WJ's entry loops count 5+5 per interval but its stop line only 4+4: conservation alone
+    drifts +2 per interval. Zones (50 m per lane) read 20 % occupancy = 50*0.2/5 = 2 vehicles
+    per lane, 4 in total over the zone. The filter must stay near the zones, far from drift."""
+    net = t_junction_net
+    n_t = 40
+    count = np.full((n_t, net.n_detectors), 4.0)
+    occ = np.full((n_t, net.n_detectors), 7.0)
+    speed = np.full((n_t, net.n_detectors), 9.0)
+    for lane in (0, 1):
+        count[:, net.det_index[f"WJ_{lane}_in"]] = 5.0 + (np.arange(n_t) % 2) * 1e-9
+        occ[:, net.det_index[f"WJ_{lane}_zone"]] = 20.0 + np.arange(n_t) * 1e-6
+    count += np.arange(n_t)[:, None] % 2  # vary so nothing looks stuck
+    for lane in (0, 1):
+        count[:, net.det_index[f"WJ_{lane}_stop"]] = 4.0 + np.arange(n_t) % 2
+        count[:, net.det_index[f"WJ_{lane}_in"]] = 5.0 + np.arange(n_t) % 2
+    ests, state = run_estimator(_frame(count, occ, speed), net, EstimatorParams(scan_s=120.0))
+    wj = net.link_index["WJ"]
+    drift = 2.0 * n_t
+    assert ests[-1].link_vehicles[wj] < 0.25 * drift
+    assert state.beta[wj] > 0.1  # learned that ~20 % of WJ's inflow never reaches its stop line
+
+
+def test_turning_ratios_dedicated_lanes(t_junction_net) -> None:
+    """WJ lane 0 only goes to JE, lane 1 only to JS: stop-line counts 30 and 10 over the scan
+    give WJ->JE 0.75, WJ->JS 0.25; SJ has one movement: 1.0. Arrival flow WJ->JE =
+    0.75 x 40 entering WJ in 120 s = 30 veh / 120 s = 900 veh/h."""
+    net = t_junction_net
+    count = np.zeros((4, net.n_detectors))
+    count[:, net.det_index["WJ_0_stop"]] = [7, 8, 7, 8]
+    count[:, net.det_index["WJ_1_stop"]] = [2, 3, 2, 3]
+    count[:, net.det_index["WJ_0_in"]] = [7, 8, 7, 8]
+    count[:, net.det_index["WJ_1_in"]] = [2, 3, 2, 3]
+    count[:, net.det_index["SJ_0_stop"]] = [1, 2, 1, 2]
+    count[:, net.det_index["JE_0_in"]] = [8, 10, 8, 10]
+    count[:, net.det_index["JS_0_in"]] = [2, 3, 2, 3]
+    ests, _ = run_estimator(_frame(count), net, EstimatorParams(flow_smoothing=1.0))
+    e = ests[-1]
+    ratio = {f"{net.link_ids[a]}>{net.link_ids[b]}": r
+             for a, b, r in zip(net.mov_from, net.mov_to, e.turning_ratio, strict=True)}
+    assert ratio == pytest.approx({"WJ>JE": 0.75, "WJ>JS": 0.25, "SJ>JE": 1.0})
+    assert e.mov_flow[0] == pytest.approx(900.0)
+
+
+def test_estimate_contract_shapes(grid2x2_net) -> None:
+    net = grid2x2_net
+    rng = np.random.default_rng(1)
+    count = rng.integers(0, 6, size=(8, net.n_detectors)).astype(float)
+    occ = count * 2.0 + rng.random(count.shape)
+    df = pd.DataFrame({
+        "detector_id": np.tile(net.det_ids, 8), "interval_start": np.repeat(np.arange(8) * T, net.n_detectors),
+        "count": count.ravel().astype(int), "occupancy": occ.ravel(), "speed": 9.0})
+    est, state = estimate(df, net)
+    assert isinstance(est, Estimate) and est.t == 240.0
+    assert est.link_vehicles.shape == est.link_std.shape == (net.n_links,)
+    for f in ("mov_flow", "turning_ratio", "mov_queue"):
+        assert getattr(est, f).shape == (net.n_movements,)
+    assert est.lane_queue.shape == est.lane_link.shape == est.lane_lane.shape
+    sums = np.bincount(net.mov_from, weights=est.turning_ratio, minlength=net.n_links)
+    has = np.bincount(net.mov_from, minlength=net.n_links) > 0
+    np.testing.assert_allclose(sums[has], 1.0)
+    assert (est.turning_ratio >= 0).all() and (est.mov_flow >= 0).all()
+    assert est.network_vehicles >= est.link_vehicles.sum() - 1e-9
+    assert np.isfinite(est.network_std) and est.network_std > 0
+    model = estimator_model(net)
+    assert model.lane_link.shape[0] == len({(a, b) for a, b in
+                                            zip(net.lane_mov_link, net.lane_mov_lane, strict=True)})
