@@ -7,6 +7,8 @@ Kernels never see these objects: wrappers unpack them into scalars.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -94,6 +96,10 @@ class OptimizerParams(_Params):
     min_coord_flow_veh_h: float = Field(default=60.0, ge=0, description="ignore lighter corridors")
     max_cycle_change_s: float = Field(default=20.0, gt=0, description="per scan")
     max_green_change_s: float = Field(default=15.0, gt=0, description="per phase per scan")
-    actuated: bool = Field(default=False, description="let the local controller gap out/extend")
-    act_min_frac: float = Field(default=0.6, gt=0, le=1, description="min_dur = frac x green")
-    act_max_frac: float = Field(default=1.5, ge=1, description="max_dur = frac x green")
+    local_control: Literal["fixed", "actuated", "pressure"] = Field(
+        default="pressure",
+        description="how the local controller runs the plan: fixed-time, gap actuation within"
+                    " [min_dur, max_dur], or pressure-driven phase choice within those bounds")
+    act_min_frac: float = Field(default=0.0, ge=0, le=1,
+                                description="min_dur = max(min green, frac x green)")
+    act_max_frac: float = Field(default=2.0, ge=1, description="max_dur = frac x green")

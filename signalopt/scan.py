@@ -16,6 +16,7 @@ from pydantic import Field
 
 from signalopt import estimate
 from signalopt.config import EstimatorParams, OptimizerParams, QAParams, _Params
+from signalopt.errors import CountsError
 from signalopt.network import CompiledNetwork
 from signalopt.optimize import OptimizerState, PlanArrays, initial_state, optimize
 from signalopt.plan import PlanLimits, TimingPlan, array_problems, build_plans, describe
@@ -43,9 +44,11 @@ class ScanConfig(_Params):
 class ScanState(NamedTuple):
     """What one scan hands to the next."""
 
-    estimator: Any
+    estimator: estimate.EstimatorState | None
     optimizer: OptimizerState
     version: int
+    model: estimate.EstimatorModel  # network-static estimator arrays, compiled once
+    last: estimate.Estimate | None = None
 
 
 class ScanResult(NamedTuple):
@@ -68,7 +71,8 @@ class ScanResult(NamedTuple):
 
 def initial_scan_state(net: CompiledNetwork) -> ScanState:
     """State before the first scan: no history, network-static parts precomputed."""
-    return ScanState(estimator=None, optimizer=initial_state(net), version=0)
+    return ScanState(estimator=None, optimizer=initial_state(net), version=0,
+                     model=estimate.estimator_model(net))
 
 
 def run_scan(
@@ -83,8 +87,17 @@ def run_scan(
     """Run one scan over the detector intervals received since the previous one."""
     t0 = time.perf_counter()
     # 1. QA, imputation and in-transit estimate from the new intervals (detector data only)
-    est, est_state = estimate.run_estimator(counts, net, params=config.estimator, qa=config.qa,
-                                            state=state.estimator)
+    ests, est_state = estimate.run_estimator(counts, net, config.estimator, state.estimator,
+                                             qa_params=config.qa, model=state.model)
+    if ests:
+        est = ests[-1]
+    elif est_state.acc_intervals > 0:  # scan boundary not aligned with the data: close it now
+        est, est_state = estimate.summarize(state.model, est_state, params=config.estimator)
+    elif state.last is not None:
+        est = state.last
+    else:
+        msg = "run_scan needs at least one detector interval before the first scan"
+        raise CountsError(msg)
     t1 = time.perf_counter()
     # 2. cycle, splits, offsets, actuation bounds from the estimated movement demand
     plan, opt_state = optimize(net, est.mov_flow, est.mov_queue, state.optimizer,
@@ -104,7 +117,7 @@ def run_scan(
     log.info("scan v%d t=%.0f: %d plans, %d rejected, %.1f ms", version, t, net.n_intersections,
              len(rejected), 1e3 * (t3 - t0))
     return ScanResult(t, est, plan, version, rejected,
-                      ScanState(est_state, opt_state, version), timings)
+                      ScanState(est_state, opt_state, version, state.model, est), timings)
 
 
 def _revert(net: CompiledNetwork, plan: PlanArrays, prev: PlanArrays | None,

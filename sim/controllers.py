@@ -120,13 +120,13 @@ class MaxPressure(FixedTime):
     Every ``step_s`` seconds after the minimum green, each intersection switches to the green
     phase with the largest pressure: sum over its movements of (vehicles waiting in the
     movement's approach zone - vehicles in the receiving link's zone), with the program's
-    yellow/all-red between greens.
+    yellow/all-red between greens. ``min_green``/``max_green`` (per phase) bound each green.
     """
 
     name = "maxpressure"
 
-    def __init__(self, step_s: float = 10.0, min_green: float = 10.0) -> None:
-        self.step_s, self.min_green = step_s, min_green
+    def __init__(self, step_s: float = 10.0, min_green: float = 10.0, margin: float = 0.0) -> None:
+        self.step_s, self.min_green, self.margin = step_s, min_green, margin
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
@@ -140,9 +140,13 @@ class MaxPressure(FixedTime):
         self._inters = list(ctx.spec.intersections)
         self._greens = [[k for k, p in enumerate(i.phases) if p.is_green] for i in self._inters]
         self._cur = [g[0] for g in self._greens]
+        self._green_since = np.full(len(self._inters), ctx.begin)
         self._next_decision = np.full(len(self._inters), ctx.begin + self.min_green)
         self._pending: list[list[tuple[str, float]]] = [[] for _ in self._inters]
         self._target = list(self._cur)
+        n_phases = net.phase_duration.size
+        self.min_g = np.full(n_phases, self.min_green)
+        self.max_g = np.full(n_phases, np.inf)
         tl = ctx.api.trafficlight
         for i, inter in enumerate(self._inters):
             tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
@@ -171,7 +175,6 @@ class MaxPressure(FixedTime):
             return
         tl = ctx.api.trafficlight
         w = self._pressures(ctx)
-        net = ctx.net
         for i in due.tolist():
             inter = self._inters[i]
             if self._pending[i]:  # continue a yellow/all-red transition
@@ -179,40 +182,54 @@ class MaxPressure(FixedTime):
                 tl.setRedYellowGreenState(inter.id, state)
                 self._next_decision[i] = t + dur
                 continue
+            base = ctx.net.int_phase_indptr[i]
             if self._cur[i] != self._target[i]:  # transition done: start the new green
                 self._cur[i] = self._target[i]
                 tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
-                self._next_decision[i] = t + self.min_green
+                self._green_since[i] = t
+                self._next_decision[i] = t + self.min_g[base + self._cur[i]]
                 continue
-            base = net.int_phase_indptr[i]
-            best, best_p = self._cur[i], -np.inf
-            for k in self._greens[i]:
-                p = base + k
-                movs = net.phase_mov[net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]
-                pressure = float(w[movs].sum())
+            self._decide(ctx, i, t, w)
+
+    def _phase_pressure(self, ctx: SimContext, p: int, w: np.ndarray) -> float:
+        net = ctx.net
+        return float(w[net.phase_mov[net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]].sum())
+
+    def _decide(self, ctx: SimContext, i: int, t: float, w: np.ndarray) -> None:
+        """Keep the current green or start the transition to the highest-pressure phase."""
+        inter, base, cur = self._inters[i], ctx.net.int_phase_indptr[i], self._cur[i]
+        maxed = t - self._green_since[i] >= self.max_g[base + cur] - 1e-9
+        p_cur = -np.inf if maxed else self._phase_pressure(ctx, base + cur, w) + self.margin
+        best, best_p = cur, p_cur
+        for k in self._greens[i]:
+            if k != cur:
+                pressure = self._phase_pressure(ctx, base + k, w)
                 if pressure > best_p + 1e-9:
                     best, best_p = k, pressure
-            if best == self._cur[i]:
-                self._next_decision[i] = t + self.step_s
-                continue
-            clearance = clearance_after(list(inter.phases), self._cur[i])
-            steps = transition_states(inter.phases[self._cur[i]].state, inter.phases[best].state, clearance)
-            self._target[i] = best
-            state, dur = steps[0]
-            tl.setRedYellowGreenState(inter.id, state)
-            self._pending[i] = steps[1:]
-            self._next_decision[i] = t + dur
+        if best == cur:
+            self._next_decision[i] = t + self.step_s
+            return
+        clearance = clearance_after(list(inter.phases), cur)
+        steps = transition_states(inter.phases[cur].state, inter.phases[best].state, clearance)
+        self._target[i] = best
+        state, dur = steps[0]
+        ctx.api.trafficlight.setRedYellowGreenState(inter.id, state)
+        self._pending[i] = steps[1:]
+        self._next_decision[i] = t + dur
 
 
 class Signalopt(FixedTime):
     """The engine in the loop: every scan, detector counts -> ``run_scan`` -> plans -> SUMO.
 
-    Sees only the detector counts table (the same rows a field deployment would send).
+    Sees only the detector counts table (the same rows a field deployment would send) and,
+    for local actuation inside the plan's bounds, the live detector readings a field
+    controller has. ``local_control`` (an optimizer parameter) picks how plans run:
+    fixed-time with offsets, SUMO gap actuation, or pressure-driven phase choice.
     """
 
     name = "signalopt"
 
-    def __init__(self, config: Any = None, **optimizer: Any) -> None:
+    def __init__(self, config: Any = None, local_step_s: float = 2.0, **optimizer: Any) -> None:
         from signalopt.scan import ScanConfig  # noqa: PLC0415
 
         config = config or ScanConfig()
@@ -220,34 +237,54 @@ class Signalopt(FixedTime):
             config = config.model_copy(update={
                 "optimizer": config.optimizer.model_copy(update=optimizer)})
         self.config = config
+        self.local_step_s = local_step_s
         self.scans: list[dict[str, float]] = []
 
     def setup(self, ctx: SimContext) -> None:
         from signalopt.scan import initial_scan_state  # noqa: PLC0415
         from sim.apply import PlanApplier  # noqa: PLC0415
 
+        opt = self.config.optimizer
         self._state = initial_scan_state(ctx.net)
         self._buffer: list[pd.DataFrame] = []
         self._next_scan = ctx.begin + self.config.scan_s
-        self._applier = PlanApplier(ctx.api, ctx.net, actuated=self.config.optimizer.actuated,
-                                    min_green=self.config.optimizer.min_green_s)
+        self._local: MaxPressure | None = None
+        self._applier: PlanApplier | None = None
+        if opt.local_control == "pressure":
+            self._local = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s)
+            self._local.setup(ctx)
+            base = ctx.net.phase_duration
+            self._local.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
+        else:
+            self._applier = PlanApplier(ctx.api, ctx.net, actuated=opt.local_control == "actuated",
+                                        min_green=opt.min_green_s)
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
         self._buffer.append(pd.DataFrame(counts))
 
     def on_step(self, ctx: SimContext, t: float) -> None:
         if t >= self._next_scan - 1e-9 and self._buffer:
-            from signalopt.scan import run_scan  # noqa: PLC0415
+            self._scan(ctx, t)
+        if self._local is not None:
+            self._local.on_step(ctx, t)
+        else:
+            self._applier.on_step(t)  # type: ignore[union-attr]
 
-            counts = pd.concat(self._buffer, ignore_index=True)
-            self._buffer = []
-            prev = self._state.optimizer.plan
-            result = run_scan(ctx.net, counts, self._state, self.config, t=t)
-            self._state = result.state
-            self._applier.submit(result.plan)
-            self.scans.append(_scan_stats(result, prev))
-            self._next_scan += self.config.scan_s
-        self._applier.on_step(t)
+    def _scan(self, ctx: SimContext, t: float) -> None:
+        from signalopt.scan import run_scan  # noqa: PLC0415
+
+        counts = pd.concat(self._buffer, ignore_index=True)
+        self._buffer = []
+        prev = self._state.optimizer.plan
+        result = run_scan(ctx.net, counts, self._state, self.config, t=t)
+        self._state = result.state
+        if self._local is not None:  # local actuation inside the new plan's bounds
+            self._local.min_g = result.plan.min_dur
+            self._local.max_g = result.plan.max_dur
+        else:
+            self._applier.submit(result.plan)  # type: ignore[union-attr]
+        self.scans.append(_scan_stats(result, prev))
+        self._next_scan += self.config.scan_s
 
     def frames(self) -> dict[str, pd.DataFrame]:
         """Per-scan statistics: timings, plan changes, estimates (written as scans.parquet)."""

@@ -84,9 +84,11 @@ def optimize(
     # 4. bounded change versus the previous plan
     prev = state.plan
     if prev is not None:
+        # whole-second limits, so that rounding to whole seconds below cannot overshoot them
         durations = limit_change(net, durations, prev.duration,
-                                 max_cycle_change=params.max_cycle_change_s,
-                                 max_green_change=params.max_green_change_s, min_green=min_green)
+                                 max_cycle_change=np.floor(params.max_cycle_change_s),
+                                 max_green_change=np.floor(params.max_green_change_s),
+                                 min_green=min_green)
     durations = round_greens(net, durations, np.add.reduceat(durations, net.int_phase_indptr[:-1])
                              if cycles.size else cycles)
     cycles = np.add.reduceat(durations, net.int_phase_indptr[:-1]) if cycles.size else cycles
@@ -94,13 +96,15 @@ def optimize(
     if params.coordinate:
         offsets = coordinate_offsets(net, state.corridors, durations, cycles, mov_flow, mov_queue,
                                      discharge_s_per_veh=params.discharge_s_per_veh,
-                                     min_flow_veh_h=params.min_coord_flow_veh_h)
+                                     min_flow_veh_h=params.min_coord_flow_veh_h,
+                                     prev_offsets=None if prev is None else prev.offset)
     else:
         offsets = np.zeros_like(cycles)
     # 6. bounds for local actuation inside the plan
+    local = params.local_control != "fixed"
     lo, hi = actuation_bounds(net, durations, min_green=min_green,
-                              min_frac=params.act_min_frac if params.actuated else 1.0,
-                              max_frac=params.act_max_frac if params.actuated else 1.0)
+                              min_frac=params.act_min_frac if local else 1.0,
+                              max_frac=params.act_max_frac if local else 1.0)
     plan = PlanArrays(cycles, offsets % np.maximum(cycles, 1e-9), durations, lo, hi, y)
     if frozen is not None and prev is not None and frozen.any():
         plan = _keep_frozen(net, plan, prev, frozen)

@@ -92,15 +92,23 @@ def coordinate_offsets(
     *,
     discharge_s_per_veh: float,
     min_flow_veh_h: float,
+    prev_offsets: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Offset (start of phase 0, s in [0, cycle)) of every intersection."""
-    return _offsets(
+    """Offset (start of phase 0, s in [0, cycle)) of every intersection.
+
+    With ``prev_offsets``, each coordinated group keeps its internal offsets but is shifted
+    as a whole to move least from the previous plan (smooth transitions).
+    """
+    offsets, groups = _offsets(
         net.int_phase_indptr, durations, cycles, corridors.up, corridors.down, corridors.approach,
         corridors.travel_s, corridors.feed_indptr, corridors.feed_mov, corridors.mov_phase,
         corridors.approach_indptr, corridors.approach_mov, net.link_lanes,
         np.ascontiguousarray(mov_flow, dtype=np.float64),
         np.ascontiguousarray(mov_queue, dtype=np.float64), discharge_s_per_veh, min_flow_veh_h,
     )
+    if prev_offsets is not None:
+        offsets = align_to_previous(offsets, groups, prev_offsets, cycles)
+    return offsets
 
 
 @njit(cache=True)
@@ -173,9 +181,26 @@ def _offsets(int_indptr, durations, cycles, up, down, approach, travel, feed_ind
         parent[rj] = ri
         pot[rj] = (pi + want[c] - pj) % cyc
     out = np.zeros(n_int)
+    roots = np.zeros(n_int, dtype=np.int64)
     for i in range(n_int):
-        _, p = _find(parent, pot, i, cycles[i])
+        r, p = _find(parent, pot, i, cycles[i])
+        roots[i] = r
         out[i] = p % cycles[i]
         if out[i] >= cycles[i]:
             out[i] = 0.0
-    return out
+    return out, roots
+
+
+def align_to_previous(offsets: np.ndarray, groups: np.ndarray, prev: np.ndarray,
+                      cycles: np.ndarray) -> np.ndarray:
+    """Shift each coordinated group as a whole to stay closest to the previous offsets.
+
+    Only offsets *within* a group are fixed by coordination; the group's absolute shift is
+    free, so pick the one that moves the signals least (circular mean of the differences).
+    """
+    angle = 2 * np.pi * (prev - offsets) / cycles
+    n = int(groups.max()) + 1 if groups.size else 0
+    s = np.bincount(groups, weights=np.sin(angle), minlength=n)
+    c = np.bincount(groups, weights=np.cos(angle), minlength=n)
+    shift = np.arctan2(s, c)[groups] * cycles / (2 * np.pi)
+    return (offsets + shift) % cycles
