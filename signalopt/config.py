@@ -59,7 +59,7 @@ class EstimatorParams(_Params):
     sink_var: float = Field(
         default=1e-4, ge=0, description="per-interval random walk of a link's loss fraction")
     sink_prior: float = Field(
-        default=0.05, ge=0, le=1, description="prior loss fraction (trips ending mid-link)")
+        default=0.0, ge=0, le=1, description="prior loss fraction (trips ending mid-link)")
     sink_prior_var: float = Field(default=0.01, ge=0, description="variance of that prior")
     zone_rel_std: float = Field(
         default=0.15, ge=0, description="relative std of a zone (camera) vehicle measurement")
@@ -67,6 +67,10 @@ class EstimatorParams(_Params):
     loop_rel_std: float = Field(
         default=0.6, ge=0, description="relative std of the loop-density vehicle measurement")
     loop_abs_std: float = Field(default=2.0, ge=0, description="its absolute std per link")
+    loop_out_weight: float = Field(
+        default=0.5, ge=0, le=1,
+        description="weight of the exit loops' density in the loop measurement (queues form"
+                    " downstream)")
     junction_s: float = Field(
         default=1.9, ge=0, description="seconds a vehicle spends inside a signalised junction")
     node_s: float = Field(

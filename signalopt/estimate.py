@@ -208,7 +208,8 @@ def _density(o, veh_len, jam):  # noqa: ANN001, ANN202
 @njit(cache=True)
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
-                 link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs):  # noqa: ANN001, ANN202, PLR0913
+                 link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
+                 out_weight):  # noqa: ANN001, ANN202, PLR0913
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement."""
     n = link_len.shape[0]
     u, uv, w, wv = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
@@ -237,7 +238,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             zv += kd * ov
             cov += ov
             zvar += zone_abs * zone_abs + (kd * ov) ** 2 * (zone_rel * zone_rel + (src[d] > 0))
-        k_loop = 0.5 * (k_in[l] + k_out[l])
+        k_loop = (1.0 - out_weight) * k_in[l] + out_weight * k_out[l]
         has_loops = in_indptr[l + 1] > in_indptr[l] or out_indptr[l + 1] > out_indptr[l]
         if nz > 0:
             fill = max(0.0, cell_len - cov / max(nz, 1)) * k_loop
@@ -437,7 +438,7 @@ def update_interval(
         qa.count, qa.count_var, qa.occupancy, qa.source, m.in_indptr, m.in_det, m.out_indptr,
         m.out_det, m.out_w, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos,
         m.exit_pos, m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
-        p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std)
+        p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight)
     cell, beta, p00, p01, p11, out = _kalman(
         state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr, m.out_kind,
         m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes, p.jam_spacing_m, p.interval_s,
