@@ -11,6 +11,7 @@ from signalopt.network import CompiledNetwork
 from signalopt.plan import PhaseTiming, TimingPlan
 from signalopt.store import AckRecord, CountRow
 
+MAX_VERSION = 2**31 - 1  # versions are 32-bit integers in every store backend
 _EXAMPLE_PHASES = [
     {"state": "GGrr", "duration": 32.0, "min_dur": 10.0, "max_dur": 60.0, "is_green": True},
     {"state": "yyrr", "duration": 3.0, "min_dur": 3.0, "max_dur": 3.0, "is_green": False},
@@ -63,7 +64,7 @@ class AckIn(BaseModel):
         {"version": 7, "status": "applied"},
         {"version": 8, "status": "rejected", "reason": "controller refused split table"}]})
 
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     status: Literal["applied", "rejected"]
     reason: str | None = Field(default=None, max_length=2000)
 
@@ -174,14 +175,14 @@ class ApproveIn(BaseModel):
     """Approve pending plan ``version``."""
 
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class RollbackIn(BaseModel):
     """Serve the timing of ``version`` again (as a new version) for ``valid_for_s``."""
 
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     valid_for_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
 
 

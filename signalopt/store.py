@@ -41,6 +41,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 from signalopt.errors import StoreError
 from signalopt.io.counts import COUNT_COLUMNS
@@ -266,8 +267,11 @@ class SqlPlanStore:
     def _make_engine(url: str, *, durable: bool) -> Engine:
         if not url.startswith("sqlite"):
             return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
-                               pool_size=20, max_overflow=20)
+        args = {"check_same_thread": False, "timeout": 30}
+        if url in ("sqlite://", "sqlite:///:memory:"):  # one shared in-memory database
+            engine = create_engine(url, connect_args=args, poolclass=StaticPool)
+        else:
+            engine = create_engine(url, connect_args=args, pool_size=20, max_overflow=20)
         sync = "FULL" if durable else "NORMAL"
 
         @event.listens_for(engine, "connect")

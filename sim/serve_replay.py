@@ -166,7 +166,7 @@ def run_replay(name: str, *, db: str, keys: Sequence[ApiKey], host: str = "127.0
     app = create_app(store, net, keys=[*keys, ingest, adapter], clock=clock,
                      config=ServiceConfig(scan_s=scan_s, limits=cfg.limits))
     server, thread = _start_server(app, host, port)
-    print(f"serving on http://{host}:{port}/docs while {name} runs in SUMO")  # noqa: T201
+    print(f"serving on http://{host}:{port}/docs while {name} runs in SUMO")
     try:
         driver = LiveDriver(store, net, scan=engine_scan(cfg), limits=cfg.limits)
         ctrl = ServedAdapters(f"http://{host}:{port}", driver, clock, ingest_key=raw_ingest,
@@ -183,5 +183,5 @@ def run_replay(name: str, *, db: str, keys: Sequence[ApiKey], host: str = "127.0
                "plans_rejected": sum(len(r.rejected) for r in driver.reports),
                "db": str(Path(db))}
     for key, val in summary.items():
-        print(f"{key:>20}: {val}")  # noqa: T201
+        print(f"{key:>20}: {val}")
     return summary

@@ -268,3 +268,15 @@ def test_openapi_is_the_adapter_contract() -> None:
     rows = doc["components"]["schemas"]["CountsIn"]["properties"]["rows"]
     assert set(rows["items"]["properties"]) == {"detector_id", "interval_start", "count",
                                                 "occupancy", "speed"}
+
+
+def test_out_of_range_versions_are_4xx_not_500() -> None:
+    """Found by benchmarks/service_load.py: version 10**30 overflowed SQLite (HTTP 500)."""
+    env = Env(SqlPlanStore("sqlite://"))
+    r = env.client.post("/v1/intersections/A/ack", headers=env.h["adapter"],
+                        json={"version": 10**30, "status": "applied"})
+    assert r.status_code == 422
+    assert "body.version: Input should be less than or equal to 2147483647" in r.json()["detail"]
+    r = env.client.post("/v1/intersections/A/rollback", headers=env.h["engineer"],
+                        json={"version": 2**40})
+    assert r.status_code == 422
