@@ -137,6 +137,9 @@ class MaxPressure(FixedTime):
         for k, (a, b) in enumerate(zip(net.lane_mov_link.tolist(), net.lane_mov_lane.tolist(), strict=True)):
             rows_of.setdefault((a, b), []).append(k)
         self._zone_key = [rows_of.get((net.link_index[d.link], d.lane), []) for d in self._zones]
+        chain = [(m, k) for m in range(net.n_movements) for k in _downstream_chain(net, int(net.mov_to[m]))]
+        self._chain_mov = np.array([m for m, _ in chain], dtype=np.int64)
+        self._chain_link = np.array([k for _, k in chain], dtype=np.int64)
         self._inters = list(ctx.spec.intersections)
         self._greens = [[k for k, p in enumerate(i.phases) if p.is_green] for i in self._inters]
         self._cur = [g[0] for g in self._greens]
@@ -164,9 +167,12 @@ class MaxPressure(FixedTime):
             if rows:
                 lanes_of[rows] += zone_veh[z] / len(rows)
         q_in = np.bincount(net.lane_mov_mov, weights=lanes_of, minlength=net.n_movements)
-        per_lane_out = np.divide(link_veh, link_zone_lanes, out=np.zeros(net.n_links),
-                                 where=link_zone_lanes > 0)
-        q_out = per_lane_out[net.mov_to] * net.mov_lanes
+        per_lane = np.divide(link_veh, link_zone_lanes, out=np.zeros(net.n_links),
+                             where=link_zone_lanes > 0)
+        # downstream queue: per-lane vehicles seen on the receiving link and the unsignalised
+        # links that continue it up to the next stop line
+        q_out = np.bincount(self._chain_mov, weights=per_lane[self._chain_link],
+                            minlength=net.n_movements) * net.mov_lanes
         return q_in - q_out
 
     def on_step(self, ctx: SimContext, t: float) -> None:
@@ -307,6 +313,19 @@ def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
             "offset_change_mean": float(np.minimum(d_off, p.cycle - d_off).mean()),
         })
     return row
+
+
+def _downstream_chain(net: CompiledNetwork, link: int, max_hops: int = 4) -> list[int]:
+    """``link`` and the links continuing it through unsignalised nodes to the next stop line."""
+    out = [link]
+    while net.link_mov_indptr[link] == net.link_mov_indptr[link + 1] and len(out) <= max_hops:
+        nxt = [k for k in range(net.n_links) if net.link_from_node[k] == net.link_to_node[link]
+               and net.link_to_node[k] != net.link_from_node[link]]
+        if len(nxt) != 1:
+            break
+        link = nxt[0]
+        out.append(link)
+    return out
 
 
 ControllerFactory = Callable[..., Controller]

@@ -55,6 +55,28 @@ def place_detectors(spec: NetworkSpec, layout: DetectorLayout | None = None) -> 
                 start = max(end - layout.zone_m, 0.0)
                 out.append(DetectorSpec(id=f"{link.id}_{lane}_zone", link=link.id, lane=lane,
                                         pos=start, length=end - start, kind="zone"))
+    if layout.zone:
+        out += _upstream_zones(spec, approach, layout.zone_m)
+    return out
+
+
+def _upstream_zones(spec: NetworkSpec, approach: dict[str, set[int]], zone_m: float) -> list[DetectorSpec]:
+    """Where an approach link is shorter than the camera's view (e.g. a turn bay that SUMO
+    models as its own edge), the camera also sees the end of the link feeding it."""
+    out, done = [], set()
+    for link in spec.links:
+        if link.id not in approach or link.length >= zone_m:
+            continue
+        rest = zone_m - link.length
+        for prev in spec.links:
+            if (prev.to_node != link.from_node or prev.from_node == link.to_node
+                    or prev.id in approach or prev.id in done):
+                continue
+            done.add(prev.id)
+            end = max(prev.length - 0.1, 0.0)
+            start = max(end - rest, 0.0)
+            out += [DetectorSpec(id=f"{prev.id}_{lane}_zone", link=prev.id, lane=lane, pos=start,
+                                 length=end - start, kind="zone") for lane in range(prev.lanes)]
     return out
 
 
