@@ -135,6 +135,47 @@ def compare(
 
 
 @app.command()
+def batch(
+    spec: Annotated[Path, typer.Argument(help="batch spec TOML (see examples/batch_small.toml)")],
+    out: Annotated[Path, typer.Option(help="results folder (Parquet parts under runs/)")] = Path("out/batch"),
+    workers: Annotated[int | None, typer.Option(help="parallel SUMO processes (default: the spec's)")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask scheduler tcp://HOST:PORT")] = None,
+) -> None:
+    """Run or resume a batch: scenarios x demand x controllers x seeds x engine parameters."""
+    from sim.batch import run_batch  # noqa: PLC0415
+
+    with _progress() as bar:
+        total = bar.add_task("planning (generating scenario files)", total=None)
+        running: dict[str, float] = {}
+        finished = [0]
+
+        def on_plan(todo: int, skipped: int) -> None:
+            bar.update(total, total=max(todo, 1), description=f"{todo} runs ({skipped} done before)")
+
+        def on_progress(slug: str, frac: float) -> None:
+            running[slug] = frac
+            bar.update(total, completed=finished[0] + sum(running.values()))
+
+        def on_done(res: dict[str, Any]) -> None:
+            running.pop(res["key"], None)
+            finished[0] += 1
+            bar.update(total, completed=finished[0] + sum(running.values()))
+            if res.get("error"):
+                err_console.print(f"[red]run {res['key']} failed:[/] {res['error']}")
+
+        try:
+            outcome = run_batch(spec, out, workers=workers, scheduler=scheduler, on_plan=on_plan,
+                                on_progress=on_progress, on_done=on_done)
+        except (SignaloptError, ValueError, ImportError) as exc:
+            raise _fail(exc) from exc
+    console.print(f"{outcome.planned} runs planned, {outcome.skipped} already done, "
+                  f"{outcome.ran} ran ({outcome.failed} failed) in {outcome.wall_s:.1f} s; "
+                  f"results in {out / 'runs'}")
+    if outcome.failed:
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
     seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "42",
@@ -161,6 +202,16 @@ def metrics() -> None:
     from sim.metrics import DEFINITIONS  # noqa: PLC0415
 
     console.print_json(json.dumps(DEFINITIONS))
+
+
+def _register_serve() -> None:
+    """``signalopt serve`` lives in serve_cmd (fastapi/uvicorn are imported only when it runs)."""
+    from signalopt.serve_cmd import serve  # noqa: PLC0415
+
+    app.command("serve")(serve)
+
+
+_register_serve()
 
 
 def main() -> None:

@@ -1,0 +1,83 @@
+"""Closed-loop control benchmark (issue #5): signalopt vs fixed, actuated and max-pressure.
+
+Runs every (scenario, demand) x controller x seed in a process pool (one SUMO per process),
+prints one table per scenario and writes ``control.md``, ``control.csv`` (one row per run),
+``plan_changes.csv`` (how much signalopt's plans move per scan) and one PNG per scenario.
+
+    python benchmarks/control.py --cases pilot128:peak,pilot128:peak_ramp,pilot128:offpeak \\
+        --seeds 42,43,44 --out results/control
+    python benchmarks/control.py --cases grid4x4,arterial4x4,cologne8,ingolstadt21 --seeds 42
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from sim.compare import markdown_table, plan_tasks, run_compare
+
+CONTROLLERS = "fixed,actuated,maxpressure,signalopt"
+
+
+def plan_change_stats(runs_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean per-scan movement of signalopt's plans and scan compute time, per run."""
+    rows = []
+    for r in runs[(runs["controller"] == "signalopt") & (runs["error"] == "")].itertuples():
+        path = runs_dir / r.key / "scans.parquet"
+        if not path.exists():
+            continue
+        scans = pd.read_parquet(path)
+        row = {"key": r.key, "scans": len(scans)}
+        for col in ("cycle_mean", "cycle_change_mean", "green_change_mean", "green_change_max",
+                    "offset_change_mean", "estimate_ms", "optimize_ms", "validate_ms", "rejected"):
+            if col in scans:
+                row[col] = float(scans[col].mean()) if col != "green_change_max" else float(scans[col].max())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", default="pilot128:peak", help="scenario[:demand],...")
+    ap.add_argument("--controllers", default=CONTROLLERS)
+    ap.add_argument("--seeds", default="42,43,44")
+    ap.add_argument("--duration", type=float, default=None, help="simulated s (default: scenario)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=Path("results/control"))
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    controllers = args.controllers.split(",")
+    args.out.mkdir(parents=True, exist_ok=True)
+    all_runs, sections = [], []
+    for case in args.cases.split(","):
+        scenario, _, demand = case.partition(":")
+        out = args.out / case.replace(":", "-")
+        tasks = plan_tasks(scenario, controllers, seeds, demand=demand or None,
+                           duration=args.duration, out_dir=out / "runs")
+        t0 = time.perf_counter()
+        runs, summary = run_compare(
+            tasks, out, workers=args.workers,
+            on_done=lambda r: print(f"  done {r['key']}: delay {r.get('mean_delay_s', float('nan')):.1f}"
+                                    f" {r.get('error', '')}", flush=True),
+        )
+        wall = time.perf_counter() - t0
+        title = f"{case} — seeds {args.seeds}, {len(tasks)} runs, {wall:.0f} s wall"
+        table = markdown_table(summary)
+        print(f"\n## {title}\n\n{table}\n", flush=True)
+        sections.append(f"## {title}\n\n{table}\n")
+        runs["case"] = case
+        all_runs.append(runs)
+        changes = plan_change_stats(out / "runs", runs)
+        if len(changes):
+            changes.to_csv(out / "plan_changes.csv", index=False)
+            print(changes.drop(columns="key").mean(numeric_only=True).round(2).to_string(), flush=True)
+    pd.concat(all_runs, ignore_index=True).to_csv(args.out / "control.csv", index=False)
+    (args.out / "control.md").write_text("# Control benchmark\n\n" + "\n".join(sections))
+    print(f"wrote {args.out / 'control.md'} and {args.out / 'control.csv'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""CLI errors: unknown names and broken files give a clear message and a non-zero exit code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from signalopt.cli import app
+
+runner = CliRunner()
+
+
+def test_unknown_scenario() -> None:
+    res = runner.invoke(app, ["simulate", "atlantis", "--controller", "fixed"])
+    assert res.exit_code == 2
+    assert "unknown scenario 'atlantis'" in res.output
+    assert "pilot128" in res.output  # lists what exists
+
+
+def test_unknown_controller() -> None:
+    res = runner.invoke(app, ["simulate", "pilot128", "--controller", "magic"])
+    assert res.exit_code == 2
+    assert "unknown controller 'magic'" in res.output
+    res = runner.invoke(app, ["compare", "pilot128", "--controllers", "fixed,magic"])
+    assert res.exit_code == 2
+    assert "magic" in res.output
+
+
+def test_missing_sumocfg(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["simulate", str(tmp_path / "nope.sumocfg")])
+    assert res.exit_code == 2
+    assert "sumocfg not found" in res.output
+
+
+def test_malformed_sumocfg(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sumocfg"
+    bad.write_text("<configuration><input><net-file value='x.net.xml'/>")
+    res = runner.invoke(app, ["simulate", str(bad)])
+    assert res.exit_code == 2
+    assert "malformed sumocfg" in res.output
+
+
+def test_sumocfg_naming_missing_net(tmp_path: Path) -> None:
+    cfg = tmp_path / "a.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="missing.net.xml"/></input></configuration>')
+    res = runner.invoke(app, ["simulate", str(cfg)])
+    assert res.exit_code == 2
+    assert "missing.net.xml" in res.output
+
+
+def test_bad_demand_profile() -> None:
+    res = runner.invoke(app, ["simulate", "pilot128", "--demand", "rush"])
+    assert res.exit_code == 2
+    assert "unknown demand profile 'rush'" in res.output
+
+
+def test_broken_network_file(tmp_path: Path) -> None:
+    net = tmp_path / "broken.net.xml"
+    net.write_text("<net><edge id='a'")
+    cfg = tmp_path / "b.sumocfg"
+    cfg.write_text(f'<configuration><input><net-file value="{net.name}"/></input></configuration>')
+    res = runner.invoke(app, ["simulate", str(cfg)])
+    assert res.exit_code == 2
+    assert "cannot read SUMO network" in res.output
