@@ -57,7 +57,7 @@ def run_task(task: RunTask, progress_q: Any = None) -> dict[str, Any]:
             result.write(task.out_dir / task.key.slug)
         metrics = {k: v for k, v in result.metrics.items() if k != "definitions"}
         return {**metrics, "key": task.key.slug, "error": ""}
-    except Exception as exc:  # noqa: BLE001  a failed run is recorded, the batch goes on
+    except Exception as exc:
         return {"key": task.key.slug, "controller": task.key.controller, "seed": task.key.seed,
                 "scenario": task.key.scenario, "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc()[-4000:]}
@@ -85,17 +85,27 @@ def run_pool(
         progress_q = manager.Queue()
         results: list[dict[str, Any]] = []
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as ex:
-            pending: set[Future] = {ex.submit(run_task, t, progress_q) for t in tasks}
+            owner: dict[Future, RunTask] = {ex.submit(run_task, t, progress_q): t for t in tasks}
+            pending: set[Future] = set(owner)
             while pending:
                 done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
                 _drain(progress_q, on_progress)
                 for fut in done:
-                    res = fut.result()
+                    res = _result(fut, owner[fut])
                     if on_done:
                         on_done(res)
                     results.append(res)
             _drain(progress_q, on_progress)
     return results
+
+
+def _result(fut: Future, task: RunTask) -> dict[str, Any]:
+    """The run's record; a crashed worker process (e.g. SUMO segfault) becomes a failed run."""
+    try:
+        return fut.result()
+    except Exception as exc:
+        return {"key": task.key.slug, "controller": task.key.controller, "seed": task.key.seed,
+                "scenario": task.key.scenario, "error": f"{type(exc).__name__}: {exc}"}
 
 
 def _drain(progress_q: Any, on_progress: Callable[[str, float], None] | None) -> None:
