@@ -176,6 +176,26 @@ def batch(
 
 
 @app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="batch results folder (signalopt batch --out)")],
+    out: Annotated[Path | None, typer.Option(help="report folder (default: RESULTS/report)")] = None,
+) -> None:
+    """Markdown + HTML report of a batch: mean ± CI over seeds, vs fixed, headroom, time series."""
+    from sim.report import markdown, write_report  # noqa: PLC0415
+
+    try:
+        with console.status("reading runs and drawing plots"):
+            rep = write_report(results, out)
+    except (SignaloptError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    if len(rep.summary):
+        console.print(markdown(rep.summary[["scenario", "demand", "scale", "controller", "runs",
+                                            "mean_delay_s", "mean_delay_s_ci",
+                                            "delay_vs_fixed_pct"]]))
+    console.print("wrote " + ", ".join(str(p) for p in [*rep.files.values(), *rep.plots]))
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
     seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "42",
