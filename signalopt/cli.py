@@ -196,6 +196,40 @@ def report(
 
 
 @app.command()
+def replay(
+    source: Annotated[str, typer.Argument(help="scenario name / .sumocfg (live) or counts file (offline)")],
+    network: Annotated[Path | None, typer.Option(help=".net.xml the counts come from (offline)")] = None,
+    out: Annotated[Path, typer.Option(help="folder for the per-scan Parquet frames")] = Path("out/replay"),
+    seed: Annotated[int, typer.Option(help="SUMO and demand seed (live)")] = 42,
+    demand: Annotated[str | None, typer.Option(help="offpeak | peak | peak_ramp (live)")] = None,
+    duration: Annotated[float | None, typer.Option(help="simulated seconds (live)")] = None,
+    scale: Annotated[float, typer.Option(help="demand multiplier (live)")] = 1.0,
+) -> None:
+    """Run the engine scan by scan over a scenario or recorded counts; keep every estimate and plan."""
+    from sim.replay import replay_file, replay_scenario  # noqa: PLC0415
+
+    offline = Path(source).suffix.lower() in (".csv", ".parquet", ".pq", ".json")
+    try:
+        with _progress() as bar:
+            task = bar.add_task(f"replay {source}", total=1.0)
+            if offline:
+                if network is None:
+                    raise typer.BadParameter("offline replay of a counts file needs --network NET")
+                rep = replay_file(Path(source), network,
+                                  on_scan=lambda k, n: bar.update(task, completed=k / n))
+            else:
+                rep = replay_scenario(source, seed=seed, demand=demand, duration=duration,
+                                      scale=scale, progress=lambda f: bar.update(task, completed=f))
+            bar.update(task, completed=1.0)
+    except (SignaloptError, ValueError, OSError, RuntimeError) as exc:
+        raise _fail(exc) from exc
+    files = rep.write(out)
+    console.print(rep.scans[["t", "version", "network_vehicles", "cycle_mean", "cycle_change_mean",
+                             "rejected"]].to_string(index=False))
+    console.print(f"wrote {len(files)} Parquet files to {out}: {', '.join(files)}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
     seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "42",
