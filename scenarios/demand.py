@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from signalopt.errors import ScenarioError
 from scenarios.sumo_tools import python_tool
+from signalopt.errors import ScenarioError
 
 # Relative insertion rate over equal slices of the horizon (1.0 = the scenario's peak rate).
 PROFILES: dict[str, tuple[float, ...]] = {

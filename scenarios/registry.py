@@ -182,7 +182,7 @@ def _resco_scenario(name: str) -> ScenarioFactory:
     route, begin, end = RESCO[name]
 
     def factory(
-        *, demand: str | None, seed: int, duration: float | None, scale: float  # noqa: ARG001
+        *, demand: str | None, seed: int, duration: float | None, scale: float
     ) -> ScenarioSpec:
         if demand not in (None, "default") or scale != 1.0:
             msg = f"RESCO scenario {name!r} has fixed demand; drop --demand/--scale"

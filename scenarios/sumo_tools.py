@@ -34,7 +34,7 @@ def sumo_tool(rel: str) -> str:
 def run_checked(cmd: list[str], *, what: str) -> None:
     """Run a SUMO command; raise ScenarioError with its stderr if it fails."""
     env = dict(os.environ, SUMO_HOME=str(sumo_home()))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)  # noqa: S603
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         msg = f"{what} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}"
         raise ScenarioError(msg)

@@ -63,7 +63,7 @@ class PlanApplier:
             if not self._actuated:
                 tl.setPhaseDuration(inter.id, self._first_green(i, a, t))
             self.applied += 1
-        except Exception as exc:  # noqa: BLE001  SUMO rejected it: keep the running program
+        except Exception as exc:
             self.rejected.append(f"{inter.id} at {t:.0f}: {exc}")
 
     def _first_green(self, i: int, a: int, t: float) -> float:

@@ -104,7 +104,7 @@ def run_simulation(
     return RunResult(metrics=metrics, trips=trips, counts=counts, truth=truth, extra=extra)
 
 
-def _loop(sim, ctrl, spec, net, scenario, layout, progress):  # noqa: ANN001, ANN202, PLR0913
+def _loop(sim, ctrl, spec, net, scenario, layout, progress):
     """Step SUMO second by second; read detectors per interval and truth per scan."""
     api = sim.api
     ctx = SimContext(api=api, spec=spec, net=net, begin=scenario.begin, interval_s=layout.interval_s)
@@ -113,9 +113,9 @@ def _loop(sim, ctrl, spec, net, scenario, layout, progress):  # noqa: ANN001, AN
     truth = GroundTruthRecorder(api, spec)
     chunks = []
     step = 1.0
-    n_steps = int(round(scenario.duration / step))
-    interval_steps = max(1, int(round(layout.interval_s / step)))
-    scan_steps = int(round(SCAN_S / step))
+    n_steps = round(scenario.duration / step)
+    interval_steps = max(1, round(layout.interval_s / step))
+    scan_steps = round(SCAN_S / step)
     for k in range(1, n_steps + 1):
         t = scenario.begin + k * step
         sim.step(t)

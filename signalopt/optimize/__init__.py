@@ -25,7 +25,7 @@ from signalopt.optimize.splits import (
     webster_cycles,
 )
 
-__all__ = ["OptimizerState", "PlanArrays", "optimize", "initial_state"]
+__all__ = ["OptimizerState", "PlanArrays", "initial_state", "optimize"]
 
 
 class PlanArrays(NamedTuple):

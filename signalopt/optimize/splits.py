@@ -41,8 +41,7 @@ def _phase_flow_ratios(mov_flow, mov_lanes, triple_mov, triple_lane, phase_mov_i
     mov_y = np.zeros(mov_flow.size)
     for t in range(triple_mov.size):
         y = lane_flow[triple_lane[t]] / sat
-        if y > mov_y[triple_mov[t]]:
-            mov_y[triple_mov[t]] = y
+        mov_y[triple_mov[t]] = max(mov_y[triple_mov[t]], y)
     n_phases = phase_mov_indptr.size - 1
     phase_y = np.zeros(n_phases)
     for p in range(n_phases):
@@ -145,7 +144,7 @@ def _round(indptr, is_green, dur, cycles):
             if is_green[p]:
                 out[p] = np.floor(dur[p])
             total += out[p]
-        short = int(round(cycles[i] - total))
+        short = round(cycles[i] - total)
         # hand the missing seconds to the greens with the largest remainders
         for _ in range(max(short, 0)):
             best, rem = -1, -1.0
