@@ -230,6 +230,35 @@ def replay(
 
 
 @app.command()
+def optimize(
+    network: Annotated[Path, typer.Option(help="SUMO .net.xml the counts come from")],
+    counts: Annotated[Path, typer.Option(help="recorded counts (.parquet, .csv or .json)")],
+    out: Annotated[Path, typer.Option(help="folder for the plans per period")] = Path("out/plans"),
+    levels: Annotated[int, typer.Option(help="flow levels to cluster (3: off-peak, shoulder, peak)")] = 3,
+    slot: Annotated[float, typer.Option(help="flow profile resolution, s")] = 900.0,
+    min_period: Annotated[float, typer.Option(help="shortest period kept, s")] = 1800.0,
+    kind: Annotated[str, typer.Option(help="tlLogic type: static | actuated")] = "static",
+) -> None:
+    """Offline time-of-day plans: periods found from the counts, one optimized plan per period."""
+    from sim.offline import optimize_offline  # noqa: PLC0415
+
+    try:
+        with console.status("finding periods and optimizing plans"):
+            res = optimize_offline(network, counts, out, n_levels=levels, slot_s=slot,
+                                   min_period_s=min_period, kind=kind)
+    except (SignaloptError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    table = Table(title=f"time-of-day plans ({res.compute_s:.2f} s to compute)")
+    for col in ("period", "start s", "end s", "link entries/h", "mean cycle s"):
+        table.add_column(col, justify="right")
+    for p in res.tod.periods:
+        cyc = sum(x.cycle for x in res.tod.plans[p.name]) / len(res.tod.plans[p.name])
+        table.add_row(p.name, f"{p.start:g}", f"{p.end:g}", f"{p.flow_veh_h:.0f}", f"{cyc:.1f}")
+    console.print(table)
+    console.print(f"wrote {out}/<period>/plans.json + plans.add.xml, {res.files['schedule']}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
     seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "42",
