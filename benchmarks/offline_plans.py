@@ -104,11 +104,11 @@ def main() -> None:
         rows += bench_scenario(name, demand or None, float(duration) if duration else None,
                                args.out / name, seed=args.seed, slot_s=args.slot,
                                min_period_s=args.min_period)
-        print(pd.DataFrame(rows).to_string(index=False), flush=True)  # noqa: T201
+        print(pd.DataFrame(rows).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "offline_plans.csv", index=False)
     (args.out / "offline_plans.json").write_text(json.dumps(rows, indent=2, default=str))
-    print(f"wrote {args.out / 'offline_plans.csv'}")  # noqa: T201
+    print(f"wrote {args.out / 'offline_plans.csv'}")
 
 
 if __name__ == "__main__":
