@@ -22,7 +22,7 @@ from sim.batch import read_results
 GROUP = ("scenario", "demand", "scale")
 METRICS = ("mean_delay_s", "mean_travel_time_s", "throughput_veh_h", "delay_index")
 CONFIDENCE = 0.95
-TIME_BIN_S = 300.0
+MIN_BIN_S = 60.0
 
 
 def mean_ci(values: np.ndarray, *, confidence: float = CONFIDENCE) -> tuple[float, float]:
@@ -89,8 +89,14 @@ def headroom(summary: pd.DataFrame, *, baseline: str = "fixed") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def time_bin(duration: float) -> float:
+    """Departure-time bin: about a tenth of the run, whole minutes, at least one minute."""
+    return max(MIN_BIN_S, round(duration / 10 / 60) * 60)
+
+
 def time_series(runs: pd.DataFrame, frames: Path) -> pd.DataFrame:
-    """Per run and time bin: in-transit vehicles (ground truth) and mean delay by departure."""
+    """Per run and time bin: in-transit vehicles (ground truth, every scan) and mean delay of
+    the vehicles scheduled to depart in each bin (plotted at the bin centre)."""
     out = []
     for r in runs[runs["status"] == "ok"].itertuples():
         folder = frames / r.key
@@ -100,7 +106,8 @@ def time_series(runs: pd.DataFrame, frames: Path) -> pd.DataFrame:
         if (folder / "trips.parquet").is_file():
             trips = pd.read_parquet(folder / "trips.parquet",
                                     columns=["scheduled_depart", "delay"])
-            trips["t"] = (np.floor(trips["scheduled_depart"] / TIME_BIN_S) + 1) * TIME_BIN_S
+            size = time_bin(float(r.duration))
+            trips["t"] = (np.floor(trips["scheduled_depart"] / size) + 0.5) * size
             d = (trips.groupby("t", as_index=False)["delay"].mean()
                  .rename(columns={"delay": "value"}))
             out.append(d.assign(key=r.key, what="delay"))
@@ -164,10 +171,10 @@ def plot_time_series(series: pd.DataFrame, runs: pd.DataFrame, path: Path) -> Pa
     for row, (sc, dem, scale) in zip(axes, panels, strict=True):
         g = s[(s["scenario"] == sc) & (s["demand"] == dem) & (s["scale"] == scale)]
         for ax, what, ylab in ((row[0], "in_transit", "vehicles in the network (truth)"),
-                               (row[1], "delay", f"mean delay by departure ({TIME_BIN_S:g} s)")):
+                               (row[1], "delay", "mean delay (s) by departure time")):
             for ctrl, c in g[g["what"] == what].groupby("label"):
                 m = c.groupby("t")["value"].mean()
-                ax.plot(m.index, m.to_numpy(), label=ctrl)
+                ax.plot(m.index, m.to_numpy(), marker=".", label=ctrl)
             ax.set(title=f"{sc} {dem} x{scale:g}", xlabel="simulated time (s)", ylabel=ylab)
             ax.legend(fontsize=8)
     fig.tight_layout()
