@@ -12,6 +12,7 @@ their region. Missing/unknown key -> 401; wrong role or another region's interse
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -43,7 +44,7 @@ from signalopt.service_models import (
     StoredPlanOut,
     validate_count_rows,
 )
-from signalopt.store import PlanStore
+from signalopt.store import PlanStore, UnknownVersionError
 
 __all__ = ["ServiceConfig", "create_app"]
 
@@ -78,11 +79,13 @@ class _Ctx:
         self.store, self.net, self.config, self.clock = store, net, config, clock
         self.auth, self.metrics = auth, metrics
         self.bases = {i.id: i for i in net.spec.intersections}
-        self.fallbacks = {i.id: fallback_plan(i) for i in net.spec.intersections}
-        self._cache: dict[tuple[str, int], TimingPlan] = {}
+        self.fallback_json = {i.id: fallback_plan(i).model_dump_json()
+                              for i in net.spec.intersections}
+        self._cache: dict[tuple[str, int], tuple[TimingPlan, str]] = {}
 
-    def plan(self, iid: str, version: int) -> TimingPlan | None:
-        """Plans are immutable, so caching by (intersection, version) is always valid."""
+    def plan(self, iid: str, version: int) -> tuple[TimingPlan, str] | None:
+        """A plan and its JSON; plans are immutable, so caching by (intersection, version)
+        is always valid."""
         key = (iid, version)
         hit = self._cache.get(key)
         if hit is None:
@@ -91,7 +94,7 @@ class _Ctx:
                 return None
             if len(self._cache) >= self.config.plan_cache_size:
                 self._cache.clear()
-            hit = self._cache[key] = rec.plan
+            hit = self._cache[key] = (rec.plan, rec.plan.model_dump_json())
         return hit
 
     def base(self, iid: str) -> Any:
@@ -109,7 +112,8 @@ class _Ctx:
             raise HTTPException(422, "plan rejected: " + "; ".join(problems))
 
 
-def _ctx(request: Request) -> _Ctx:
+async def _ctx(request: Request) -> _Ctx:
+    # async: no I/O here, and a sync dependency would cost a thread hop per request
     return request.app.state.ctx
 
 
@@ -119,7 +123,7 @@ _KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 
 def _require(*roles: str) -> Callable[..., ApiKey]:
-    def dep(request: Request, raw: Annotated[str | None, Depends(_KEY_HEADER)]) -> ApiKey:
+    async def dep(request: Request, raw: Annotated[str | None, Depends(_KEY_HEADER)]) -> ApiKey:
         ctx: _Ctx = request.app.state.ctx
         key = ctx.auth.authenticate(raw)
         ctx.auth.authorize(key, roles, request.path_params.get("iid"))
@@ -189,56 +193,61 @@ def _install_errors(app: FastAPI) -> None:
         return JSONResponse({"detail": f"plan store unavailable: {exc}"}, status_code=503)
 
 
-def _plan_response(ctx: _Ctx, iid: str) -> PlanResponse:
-    """What the adapter must run now: the current plan, or its fallback when none is valid."""
+def _plan_answer(ctx: _Ctx, iid: str) -> tuple[str, str, bytes]:
+    """(mode, etag, JSON body) of what the adapter must run now: the current plan, or the
+    fallback when none is valid. The body is a ``PlanResponse``, assembled from cached
+    immutable plan JSON (the hot path of the service)."""
     now = ctx.clock()
     version = ctx.store.current_version(iid)
-    plan = ctx.plan(iid, version) if version is not None else None
+    cached = ctx.plan(iid, version) if version is not None else None
     reason = None
-    if plan is None:
+    if cached is None:
         reason = "no plan published yet"
-    elif now >= plan.valid_until:
-        reason = f"plan v{plan.version} expired at {plan.valid_until:.0f} (now {now:.0f})"
-    mode = "plan" if reason is None else "fallback"
-    served = plan if reason is None else None
-    etag = f'"{iid}-{mode}-{served.version if served else 0}"'
-    return PlanResponse(
-        intersection=iid, mode=mode, reason=reason, etag=etag, server_time=now,
-        version=served.version if served else None,
-        valid_until=served.valid_until if served else None,
-        offset_reference=OFFSET_REFERENCE, plan=served, fallback=ctx.fallbacks[iid],
-    )
+    elif now >= cached[0].valid_until:
+        reason = f"plan v{cached[0].version} expired at {cached[0].valid_until:.0f} (now {now:.0f})"
+    served = cached if reason is None else None
+    mode = "plan" if served else "fallback"
+    etag = f'"{iid}-{mode}-{served[0].version if served else 0}"'
+    head = json.dumps({
+        "intersection": iid, "mode": mode, "reason": reason, "etag": etag, "server_time": now,
+        "version": served[0].version if served else None,
+        "valid_until": served[0].valid_until if served else None,
+        "offset_reference": OFFSET_REFERENCE})
+    body = (f'{head[:-1]}, "plan": {served[1] if served else "null"}, '
+            f'"fallback": {ctx.fallback_json[iid]}}}')
+    return mode, etag, body.encode()
 
 
 def _plan_routes(app: FastAPI) -> None:
     @app.get("/v1/intersections/{iid}/plan", response_model=PlanResponse, tags=["adapter"],
              responses={304: {"description": "unchanged since If-None-Match"},
                         403: _ERRORS[403], 404: _ERRORS[404]})
-    def get_plan(iid: str, ctx: Ctx, _key: Adapter, request: Request,
-                 response: Response) -> PlanResponse | Response:
+    async def get_plan(iid: str, ctx: Ctx, _key: Adapter, request: Request) -> Response:
         """The plan to run now (``mode: plan``) or the signal to fall back (``mode: fallback``).
 
         Poll it; send the last ``ETag`` as ``If-None-Match`` to get 304 when nothing changed.
         A plan is never served past its ``valid_until`` (at most two scans ahead).
         """
+        # async on purpose: one indexed read (WAL readers never wait on writers) is cheaper
+        # on the event loop than a thread hop, the service's hottest path under load
         ctx.base(iid)
-        out = _plan_response(ctx, iid)
-        ctx.metrics.plans_served.labels(out.mode).inc()
-        headers = {"ETag": out.etag, "Cache-Control": "no-cache"}
-        if request.headers.get("if-none-match") == out.etag:
+        mode, etag, body = _plan_answer(ctx, iid)
+        ctx.metrics.plans_served.labels(mode).inc()
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        if request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
-        response.headers.update(headers)
-        return out
+        return Response(content=body, media_type="application/json", headers=headers)
 
     @app.post("/v1/intersections/{iid}/ack", response_model=AckOut, tags=["adapter"],
               responses={403: _ERRORS[403], 404: _ERRORS[404]})
     def ack(iid: str, body: AckIn, ctx: Ctx, key: AdapterOnly) -> AckOut:
         """Report that plan ``version`` was applied, or rejected with a reason."""
         ctx.base(iid)
-        if ctx.store.get(iid, body.version) is None:
-            raise HTTPException(404, f"intersection {iid!r} has no plan v{body.version}")
-        rec = ctx.store.record_ack(iid, body.version, status=body.status, reason=body.reason,
-                                   actor=key.name)
+        try:
+            rec = ctx.store.record_ack(iid, body.version, status=body.status,
+                                       reason=body.reason, actor=key.name)
+        except UnknownVersionError as exc:
+            raise HTTPException(404, str(exc)) from exc
         ctx.metrics.acks.labels(body.status).inc()
         return AckOut(intersection=iid, version=rec.version, status=rec.status, at=rec.at)
 
