@@ -109,8 +109,61 @@ def stage_estimate(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Call
     return call, _nbytes(model) + _nbytes(state)
 
 
+def stage_optimize(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
+    """The optimizer on random movement flows after a first scan (smoothing active)."""
+    from signalopt.config import OptimizerParams  # noqa: PLC0415
+    from signalopt.optimize import initial_state, optimize  # noqa: PLC0415
+
+    params = OptimizerParams()
+    flow = rng.uniform(50, 600, net.n_movements)
+    queue = rng.uniform(0, 8, net.n_movements)
+    _, state = optimize(net, flow, queue, initial_state(net), params)
+
+    def call() -> object:
+        return optimize(net, flow * 1.1, queue, state, params)
+    return call, _nbytes(state.corridors) + _nbytes(state.lane_index)
+
+
+def stage_validate(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
+    """The plan invariants over every intersection at once (vectorised validator)."""
+    from signalopt.config import OptimizerParams  # noqa: PLC0415
+    from signalopt.optimize import initial_state, optimize  # noqa: PLC0415
+    from signalopt.plan import PlanLimits, array_problems  # noqa: PLC0415
+
+    flow = rng.uniform(50, 600, net.n_movements)
+    plan, _ = optimize(net, flow, np.zeros(net.n_movements), initial_state(net), OptimizerParams())
+    limits = PlanLimits()
+
+    def call() -> object:
+        return array_problems(net, plan.cycle, plan.offset, plan.duration, plan.min_dur,
+                              plan.max_dur, limits=limits, prev_duration=plan.duration)
+    return call, 0
+
+
+def stage_scan(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
+    """A whole scan from a counts table (4 intervals): QA + estimate + optimize + validate."""
+    from signalopt.scan import ScanConfig, initial_scan_state, run_scan  # noqa: PLC0415
+
+    counts = pd.DataFrame({
+        "detector_id": np.tile(np.array(net.det_ids, dtype=object), 4),
+        "interval_start": np.repeat([0.0, 30.0, 60.0, 90.0], net.n_detectors),
+        "count": rng.integers(0, 10, 4 * net.n_detectors),
+    })
+    counts["occupancy"] = counts["count"] * 1.5
+    counts["speed"] = np.where(counts["count"] > 0, 10.0, np.nan)
+    config = ScanConfig()
+    state = initial_scan_state(net)
+
+    def call() -> object:
+        return run_scan(net, counts, state, config, t=120.0)
+    return call, 0
+
+
 STAGES: dict[str, Callable[[CompiledNetwork, np.random.Generator], tuple[Callable[[], object], int]]] = {
     "estimate_update": stage_estimate,
+    "optimize": stage_optimize,
+    "validate": stage_validate,
+    "scan_total": stage_scan,
 }
 
 

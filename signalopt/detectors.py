@@ -129,11 +129,11 @@ def build_frame(
         bad = df["interval_start"].iloc[int(np.argmax(np.abs(row * interval_s + t0 - t)))]
         msg = f"interval_start {bad:g} is not on the {interval_s:g} s grid starting at {t0:g}"
         raise CountsError(msg)
-    col = df["detector_id"].map(net.det_index).to_numpy()
-    if pd.isna(col).any():
-        msg = f"unknown detector {df['detector_id'].iloc[int(np.argmax(pd.isna(col)))]!r}"
+    # a hash-table lookup of all ids at once (Series.map over strings is ~10x slower)
+    col = pd.Index(net.det_ids).get_indexer(df["detector_id"])
+    if (col < 0).any():
+        msg = f"unknown detector {df['detector_id'].iloc[int(np.argmax(col < 0))]!r}"
         raise CountsError(msg)
-    col = col.astype(np.int64)
     shape = (int(row.max()) + 1, net.n_detectors)
     out = [np.full(shape, np.nan) for _ in range(3)]
     for arr, name in zip(out, ("count", "occupancy", "speed"), strict=True):
