@@ -136,7 +136,12 @@ class MaxPressure(FixedTime):
         rows_of: dict[tuple[int, int], list[int]] = {}
         for k, (a, b) in enumerate(zip(net.lane_mov_link.tolist(), net.lane_mov_lane.tolist(), strict=True)):
             rows_of.setdefault((a, b), []).append(k)
-        self._zone_key = [rows_of.get((net.link_index[d.link], d.lane), []) for d in self._zones]
+        feeds = [(z, int(net.lane_mov_mov[r]), 1.0 / len(rows))
+                 for z, d in enumerate(self._zones)
+                 for rows in [rows_of.get((net.link_index[d.link], d.lane), [])] for r in rows]
+        self._feed_zone = np.array([f[0] for f in feeds], dtype=np.int64)
+        self._feed_mov = np.array([f[1] for f in feeds], dtype=np.int64)
+        self._feed_share = np.array([f[2] for f in feeds], dtype=np.float64)
         chain = [(m, k) for m in range(net.n_movements) for k in _downstream_chain(net, int(net.mov_to[m]))]
         self._chain_mov = np.array([m for m, _ in chain], dtype=np.int64)
         self._chain_link = np.array([k for _, k in chain], dtype=np.int64)
@@ -162,11 +167,8 @@ class MaxPressure(FixedTime):
         link_veh = np.bincount(self._zone_link, weights=zone_veh, minlength=net.n_links)
         link_zone_lanes = np.bincount(self._zone_link, minlength=net.n_links).astype(np.float64)
         # lane vehicles split evenly over the movements the lane serves
-        lanes_of = np.zeros(net.lane_mov_mov.shape[0])
-        for z, rows in enumerate(self._zone_key):
-            if rows:
-                lanes_of[rows] += zone_veh[z] / len(rows)
-        q_in = np.bincount(net.lane_mov_mov, weights=lanes_of, minlength=net.n_movements)
+        q_in = np.bincount(self._feed_mov, weights=zone_veh[self._feed_zone] * self._feed_share,
+                           minlength=net.n_movements)
         per_lane = np.divide(link_veh, link_zone_lanes, out=np.zeros(net.n_links),
                              where=link_zone_lanes > 0)
         # downstream queue: per-lane vehicles seen on the receiving link and the unsignalised
