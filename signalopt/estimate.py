@@ -12,7 +12,7 @@ vehicles where a zone exists, else loop occupancy -> density x length (weak). Im
 (QA) add their variance to the prediction, so uncertainty grows when detectors fail. Link
 vehicles = cell + head (before the entry loops) + tail (after the stop line) - the part of
 the cell lying on the next link; vehicles inside junctions ~ stop-line flow x ``junction_s``.
-Every scan (120 s) turning flows are fitted per intersection by iterative proportional
+Every scan (120 s) turning flows are fitted per intersection (``signalopt.turning``) by iterative proportional
 fitting of stop-line lane counts to the entry counts of the outgoing links.
 
 All kernels are ``@njit(cache=True)`` on flat arrays; NaN marks missing data.
@@ -33,6 +33,7 @@ from signalopt.detectors import (
 )
 from signalopt.io.counts import CountsTable
 from signalopt.network import CompiledNetwork
+from signalopt.turning import fit_turning, prior_shares, turning_ratios
 
 OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE = 0, 1, 2
 
@@ -260,12 +261,13 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos,
     out = w.copy()
     for l in range(n):  # noqa: E741
         cell_len = max(exit_pos[l] - entry_pos[l], 1.0)
-        a = 1.0
-        if out_kind[l] == 2:  # free exit: vehicles leave after their travel time
+        a, stay, gone = 1.0, 1.0, w[l]
+        if out_kind[l] == 2:  # free exit: vehicles leave after their travel time tau
             frac = min(1.0, T * link_speed[l] / cell_len)
-            a = 1.0 - frac
-            out[l] = frac * cell[l]
-        pred = a * cell[l] + u[l] - (w[l] if out_kind[l] != 2 else 0.0) - beta[l] * u[l]
+            a, gone = 1.0 - frac, 0.0
+            stay = min(1.0, cell_len / link_speed[l] / T)  # entered in the last tau s
+            out[l] = frac * cell[l] + (1.0 - stay) * u[l]
+        pred = a * cell[l] + stay * u[l] - gone - beta[l] * u[l]
         P00 = a * a * p00[l] - 2.0 * a * u[l] * p01[l] + u[l] * u[l] * p11[l]
         P00 += process_var + uv[l] + wv[l]
         P01 = a * p01[l] - u[l] * p11[l]
@@ -342,82 +344,12 @@ def _lane_queues(occ, speed, lane_link, lane_stop, lane_zone, zone_start, zone_e
     return q
 
 
-@njit(cache=True)
-def _turning(acc_stop, acc_in, row_lane, row_mov, row_share, mov_from, mov_to, mov_int,
-             lane_link, n_int, n_links, iters, smoothing):  # noqa: ANN001, ANN202, PLR0913
-    """Fit movement counts to stop-line lane counts and outgoing entry counts (IPF) per scan.
-
-    Start from each lane's count split by the previous shares; alternately scale the rows of
-    each outgoing link to its (intersection-normalised) entry count and re-split every lane
-    to its stop-line count. Returns movement counts and the smoothed new row shares.
-    """
-    n_rows, n_mov = row_lane.shape[0], mov_from.shape[0]
-    x = np.zeros(n_rows)
-    for r in range(n_rows):
-        x[r] = acc_stop[row_lane[r]] * row_share[r]
-    s_int, e_int = np.zeros(n_int), np.zeros(n_int)
-    seen = np.full(n_links, -1)
-    for r in range(n_rows):
-        i = mov_int[row_mov[r]]
-        s_int[i] += x[r]
-        o = mov_to[row_mov[r]]
-        if seen[o] != i:  # each outgoing link once per intersection
-            seen[o] = i
-            e_int[i] += acc_in[o]
-    for _ in range(iters):
-        tot_o = np.zeros(n_links)
-        for r in range(n_rows):
-            tot_o[mov_to[row_mov[r]]] += x[r]
-        for r in range(n_rows):
-            i, o = mov_int[row_mov[r]], mov_to[row_mov[r]]
-            if tot_o[o] > 0 and e_int[i] > 0:
-                x[r] *= min(max(acc_in[o] * s_int[i] / e_int[i] / tot_o[o], 0.2), 5.0)
-        lane_tot = np.zeros(acc_stop.shape[0])
-        for r in range(n_rows):
-            lane_tot[row_lane[r]] += x[r]
-        for r in range(n_rows):
-            if lane_tot[row_lane[r]] > 0:
-                x[r] *= acc_stop[row_lane[r]] / lane_tot[row_lane[r]]
-    share = row_share.copy()
-    lane_tot = np.zeros(acc_stop.shape[0])
-    for r in range(n_rows):
-        lane_tot[row_lane[r]] += x[r]
-    for r in range(n_rows):
-        if lane_tot[row_lane[r]] > 0:
-            share[r] = (1 - smoothing) * row_share[r] + smoothing * x[r] / lane_tot[row_lane[r]]
-    mov_count = np.zeros(n_mov)
-    for r in range(n_rows):
-        mov_count[row_mov[r]] += x[r]
-    return mov_count, share
-
-
-@njit(cache=True)
-def _ratios(mov_count, prev_ratio, mov_from, n_links):  # noqa: ANN001, ANN202
-    """Turning ratios from movement counts; a link with no outflow keeps its previous ratios."""
-    tot = np.zeros(n_links)
-    for m in range(mov_count.shape[0]):
-        tot[mov_from[m]] += mov_count[m]
-    ratio = prev_ratio.copy()
-    for m in range(mov_count.shape[0]):
-        if tot[mov_from[m]] > 0:
-            ratio[m] = mov_count[m] / tot[mov_from[m]]
-    return ratio
-
-
-def _prior_shares(model: EstimatorModel) -> tuple[np.ndarray, np.ndarray]:
-    """Equal split of each lane over its movements; equal turning ratios per link."""
-    per_lane = np.bincount(model.row_lane, minlength=model.lane_link.shape[0]).astype(np.float64)
-    share = 1.0 / per_lane[model.row_lane] if model.row_lane.size else np.zeros(0)
-    per_link = np.bincount(model.mov_from, minlength=model.link_len.shape[0]).astype(np.float64)
-    ratio = 1.0 / per_link[model.mov_from] if model.mov_from.size else np.zeros(0)
-    return share, ratio
-
-
 def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> EstimatorState:
     """The state before any data: empty network, loss fraction at its prior."""
     params = params or EstimatorParams()
     n, n_det = model.link_len.shape[0], model.det.kind.shape[0]
-    share, ratio = _prior_shares(model)
+    share, ratio = prior_shares(model.row_lane, model.mov_from, n_lanes=model.lane_link.shape[0],
+                                n_links=n)
     return EstimatorState(
         qa=init_qa_state(n_det), cell=np.zeros(n), beta=np.full(n, params.sink_prior),
         p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
@@ -464,11 +396,11 @@ def summarize(
 ) -> tuple[Estimate, EstimatorState]:
     """Close the scan: fit turning flows, compute movement flows/queues; reset accumulators."""
     n_links = model.link_len.shape[0]
-    mov_count, share = _turning(
+    mov_count, share = fit_turning(
         state.acc_stop, state.acc_in, model.row_lane, model.row_mov, state.row_share,
         model.mov_from, model.mov_to, model.mov_int, model.lane_link, model.n_int, n_links,
         params.turn_iterations, params.flow_smoothing)
-    ratio = _ratios(mov_count, state.turning_ratio, model.mov_from, n_links)
+    ratio = turning_ratios(mov_count, state.turning_ratio, model.mov_from, n_links)
     scan_s = max(state.acc_intervals, 1) * params.interval_s
     arrivals = state.acc_in[model.mov_from] if model.mov_from.size else np.zeros(0)
     mov_flow = ratio * arrivals * 3600.0 / scan_s

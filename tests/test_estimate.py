@@ -35,14 +35,15 @@ def test_chain_conservation_hand_checked(chain_net) -> None:
 
     L0's cell runs from its loop to L1's loop, so after 90 s it holds (8+8+0) - (0+6+8) = 2
     (at most 10 at any time, below its jam storage 100/7.5 = 13.3); L1 holds 14 - 5 = 9.
-    L2 exits freely: at 10 m/s its 90 m cell empties within one 30 s interval, so it holds
-    only the 5 that entered in the last one. Loops report no occupancy, so the 10 m heads
-    before each loop are empty. Network = 2 + 9 + 5 = 16 = the 16 that entered L0.
+    L2 exits freely: at 10 m/s a vehicle crosses its 90 m cell in 9 s, so of the 5 that
+    entered uniformly over the last 30 s only those of the last 9 s are still on it:
+    5 x 9/30 = 1.5. Loops report no occupancy, so the 10 m heads before each loop are empty.
+    Network = 2 + 9 + 1.5 = 12.5 = the 16 that entered L0 minus the 3.5 that left L2.
     """
     ests, _ = run_estimator(_frame(CHAIN_COUNTS), chain_net, CONSERVE)
     assert len(ests) == 1 and ests[0].t == 90.0
-    np.testing.assert_allclose(ests[0].link_vehicles, [2.0, 9.0, 5.0], atol=1e-6)
-    assert ests[0].network_vehicles == pytest.approx(16.0, abs=1e-6)
+    np.testing.assert_allclose(ests[0].link_vehicles, [2.0, 9.0, 1.5], atol=1e-6)
+    assert ests[0].network_vehicles == pytest.approx(12.5, abs=1e-6)
     oracle = naive_conservation(CHAIN_COUNTS[:, 0], CHAIN_COUNTS[:, 1])
     assert ests[0].link_vehicles[0] == pytest.approx(oracle[-1], abs=1e-6)
 
