@@ -187,6 +187,7 @@ class CompiledNetwork:
     int_ids: tuple[str, ...]
     int_index: dict[str, int] = field(repr=False)
     int_phase_indptr: np.ndarray
+    phase_int: np.ndarray  # intersection of each phase (inverse of the CSR above)
     phase_duration: np.ndarray
     phase_min: np.ndarray
     phase_max: np.ndarray
@@ -306,6 +307,7 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
         int_ids=int_ids,
         int_index=int_index,
         int_phase_indptr=_frozen(int_phase_indptr),
+        phase_int=_frozen(np.repeat(np.arange(len(int_ids), dtype=np.int64), counts)),
         phase_duration=_frozen(np.array(durations, dtype=np.float64)),
         phase_min=_frozen(np.array(mins, dtype=np.float64)),
         phase_max=_frozen(np.array(maxs, dtype=np.float64)),

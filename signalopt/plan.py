@@ -130,7 +130,7 @@ def array_problems(
     bad = np.zeros((n, len(CHECKS)), dtype=bool)
     if n == 0:
         return bad
-    owner = np.repeat(np.arange(n), np.diff(ptr))
+    owner = net.phase_int
     green = net.phase_is_green
     min_green = np.maximum(limits.min_green_s, net.int_ped_min)[owner]
     ring = np.add.reduceat(duration, ptr[:-1])

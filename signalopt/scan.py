@@ -123,7 +123,7 @@ def run_scan(
 def _revert(net: CompiledNetwork, plan: PlanArrays, prev: PlanArrays | None,
             rows: np.ndarray) -> PlanArrays:
     """Replace rejected intersections by their previous plan, or the network's base program."""
-    owner = np.repeat(np.arange(net.n_intersections), np.diff(net.int_phase_indptr))
+    owner = net.phase_int
     base_cycle = np.add.reduceat(net.phase_duration, net.int_phase_indptr[:-1])
     if prev is None:
         prev = PlanArrays(base_cycle, np.zeros_like(base_cycle), net.phase_duration.copy(),

@@ -113,14 +113,14 @@ def optimize(
 
 def _minimum_cycle(net: CompiledNetwork, min_green: np.ndarray) -> np.ndarray:
     """Shortest feasible cycle: all clearances plus every green at its minimum."""
-    owner = np.repeat(np.arange(net.n_intersections), np.diff(net.int_phase_indptr))
+    owner = net.phase_int
     need = np.where(net.phase_is_green, min_green[owner], net.phase_duration)
     return np.add.reduceat(need, net.int_phase_indptr[:-1]) if need.size else need
 
 
 def _keep_frozen(net: CompiledNetwork, plan: PlanArrays, prev: PlanArrays,
                  frozen: np.ndarray) -> PlanArrays:
-    owner = np.repeat(np.arange(net.n_intersections), np.diff(net.int_phase_indptr))
+    owner = net.phase_int
     fp = frozen[owner]
     return PlanArrays(
         np.where(frozen, prev.cycle, plan.cycle), np.where(frozen, prev.offset, plan.offset),

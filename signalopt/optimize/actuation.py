@@ -22,7 +22,7 @@ def actuation_bounds(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per phase (min_dur, max_dur): greens in [max(min_green, min_frac*g), max_frac*g];
     clearances fixed at their duration (never shortened)."""
-    owner = np.repeat(np.arange(net.n_intersections), np.diff(net.int_phase_indptr))
+    owner = net.phase_int
     green = net.phase_is_green
     floor = min_green[owner]
     lo = np.where(green, np.minimum(np.maximum(floor, min_frac * durations), durations), durations)
