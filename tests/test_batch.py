@@ -115,3 +115,15 @@ def test_parquet_schema_and_dask_matches_pool(tiny: Path) -> None:
         assert col in a.columns, col
     metrics = ["key", "mean_delay_s", "mean_travel_time_s", "scheduled", "arrived", "teleports"]
     pd.testing.assert_frame_equal(a[metrics], b[metrics])
+
+
+def test_cli_bad_spec_exits_2(tmp_path: Path) -> None:
+    """``signalopt batch`` on a spec with an unknown key: exit code 2, the key named."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from signalopt.cli import app  # noqa: PLC0415
+
+    spec = write_spec(tmp_path, 'scenarios = ["pilot128"]\nseed = [1]\n')
+    res = CliRunner().invoke(app, ["batch", str(spec), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2
+    assert "seed" in res.output
