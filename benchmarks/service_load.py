@@ -180,19 +180,25 @@ from benchmarks.service_load import make_plan, N_INT
 from signalopt.store import SqlPlanStore
 store = SqlPlanStore({db!r})
 ids = [f"I{{i:04d}}" for i in range(N_INT)]
+time.sleep(max(0.0, {start_at} - time.time()))  # imports done before the measured window
 period, until = {period}, time.time() + {duration}
 while time.time() < until:
     v = max(store.latest_versions().values(), default=0) + 1
     now = time.time()
-    store.publish([make_plan(i, v, now, ns=20.0 + v % 20) for i in ids], actor="publisher")
-    print(v, flush=True)
+    plans = [make_plan(i, v, now, ns=20.0 + v % 20) for i in ids]
+    print("begin", v, flush=True)
+    store.publish(plans, actor="publisher")
+    print("done", v, flush=True)
     time.sleep(period)
 """
 
 
-def start_publisher(ws: Workspace, *, period: float, duration: float) -> subprocess.Popen:
-    """A process that republishes all 1,300 plans in one transaction every ``period`` s."""
-    code = PUBLISHER.format(root=str(ROOT), db=str(ws.db), period=period, duration=duration)
+def start_publisher(ws: Workspace, *, period: float, duration: float,
+                    start_at: float = 0.0) -> subprocess.Popen:
+    """A process that republishes all 1,300 plans in one transaction every ``period`` s,
+    from wall-clock ``start_at`` on."""
+    code = PUBLISHER.format(root=str(ROOT), db=str(ws.db), period=period, duration=duration,
+                            start_at=start_at)
     return subprocess.Popen([sys.executable, "-c", code], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
@@ -358,16 +364,16 @@ def load_level(ws: Workspace, server: Server, *, mult: float, duration: float,
     """One load level (after a 5 s warm-up) with the publisher writing alongside."""
     run = LoadRun(ws, server, mult=mult, duration=duration, level=level)
     pubs: list[subprocess.Popen] = []
-    if publish_s > 0:
-        run.on_measure = lambda: pubs.append(  # type: ignore[method-assign]
-            start_publisher(ws, period=publish_s, duration=duration))
+    if publish_s > 0:  # first full republish 1 s into the measured window
+        pubs.append(start_publisher(ws, period=publish_s, duration=duration - 1.0,
+                                    start_at=time.time() + run.warmup + 1.5))
     w0 = time.perf_counter()
     stats = asyncio.run(run.run())
     wall = time.perf_counter() - w0
     published = 0
     for pub in pubs:
         pub.terminate()
-        published = len((pub.communicate(timeout=30)[0] or "").split())
+        published = (pub.communicate(timeout=30)[0] or "").count("done")
     every = [x for v in stats.latency_ms.values() for x in v]
     n = len(every) + stats.unanswered
     p99 = _pct(every, 99)
@@ -499,21 +505,25 @@ def fault_publisher_kill(ws: Workspace, *, rounds: int) -> dict[str, Any]:
     for _ in range(rounds):
         pub = start_publisher(ws, period=0.0, duration=120.0)
         assert pub.stdout is not None
-        committed = [int(pub.stdout.readline())]  # one full publish done
+        lines = [pub.stdout.readline(), pub.stdout.readline()]  # one full publish done
         time.sleep(float(rng.uniform(0.02, 0.4)))  # then kill somewhere in the next ones
         os.kill(pub.pid, signal.SIGKILL)
         pub.wait()
-        committed += [int(x) for x in (pub.stdout.read() or "").split()]
+        lines += (pub.stdout.read() or "").splitlines()
+        done = [int(x.split()[1]) for x in lines if x.startswith("done")]
         store = SqlPlanStore(str(ws.db))
         versions = {p.version for p in store.current_all().values()}
         store.close()
-        outcomes.append({"last_committed": max(committed), "current_versions": sorted(versions)})
+        outcomes.append({"last_committed": max(done), "current_versions": sorted(versions),
+                         "killed_inside_publish": lines[-1].startswith("begin")})
     with_server = Server(ws).start()
     checked, problems = _served_plans_valid(ws, with_server.url)
     with_server.stop()
     mixed = [o for o in outcomes if len(o["current_versions"]) != 1]
     lost = [o for o in outcomes if o["current_versions"][-1] < o["last_committed"]]
+    inside = sum(o["killed_inside_publish"] for o in outcomes)
     return {"test": "kill -9 publisher mid-transaction", "rounds": rounds, "outcomes": outcomes,
+            "killed_inside_publish": inside,
             "mixed_version_snapshots": len(mixed), "lost_committed": len(lost),
             "plans_checked": checked, "invalid_served": len(problems),
             "met": not mixed and not lost and not problems}

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -58,6 +60,9 @@ class ServiceConfig(BaseModel):
     max_body_bytes: int = Field(default=2_000_000, gt=0)
     max_count_rows: int = Field(default=20_000, gt=0)
     plan_cache_size: int = Field(default=8192, gt=0)
+    worker_threads: int = Field(default=8, gt=0, le=256, description=(
+        "threads for blocking store writes; few threads = less GIL contention, and SQLite "
+        "writes are serialized anyway"))
     limits: PlanLimits = PlanLimits()
 
 
@@ -162,9 +167,14 @@ def create_app(
     """
     config = config or ServiceConfig()
     metrics = Metrics()
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
+        yield
+
     app = FastAPI(
         title="signalopt controller adapter API", version="1",
-        description=__doc__,
+        description=__doc__, lifespan=lifespan,
         responses={401: _ERRORS[401], 413: _ERRORS[413], 422: _ERRORS[422]},
     )
     app.state.ctx = _Ctx(store, net, config=config, clock=clock,
