@@ -148,3 +148,27 @@ def test_engine_scan_publishes_valid_plans() -> None:
     assert rep.rejected == []
     assert sorted(rep.published) == ["A", "B"]
     assert store.current("A").valid_until == 360.0  # type: ignore[union-attr]
+
+
+def test_serve_command_fails_kindly(tmp_path: Any) -> None:
+    """``signalopt serve`` names what is missing instead of a traceback."""
+    import typer  # noqa: PLC0415
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from signalopt.serve_cmd import load_network, serve  # noqa: PLC0415
+
+    app = typer.Typer()
+    app.command("serve")(serve)
+    app.command("noop")(lambda: None)  # two commands, so "serve" is addressed by name
+    runner = CliRunner()
+    out = runner.invoke(app, ["serve", "--db", str(tmp_path / "p.sqlite")])
+    assert out.exit_code == 2
+    assert "give --network FILE" in out.output
+    bad = tmp_path / "keys.json"
+    bad.write_text('[{"name": "x", "role": "boss", "key_sha256": "00"}]')
+    out = runner.invoke(app, ["serve", "--keys", str(bad), "--network", "n.json"])
+    assert out.exit_code == 2
+    assert f"keys file {bad}" in out.output
+    net_file = tmp_path / "net.json"
+    net_file.write_text(tiny_spec().model_dump_json())
+    assert load_network(net_file).int_ids == ("A", "B")

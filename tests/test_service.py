@@ -280,3 +280,20 @@ def test_out_of_range_versions_are_4xx_not_500() -> None:
     r = env.client.post("/v1/intersections/A/rollback", headers=env.h["engineer"],
                         json={"version": 2**40})
     assert r.status_code == 422
+
+
+def test_chunked_body_over_the_limit_is_413() -> None:
+    """A body without Content-Length is counted while it streams in."""
+    env = Env(MemoryPlanStore(), ServiceConfig(max_body_bytes=1000))
+
+    def chunks() -> Any:
+        yield b'{"rows": ['
+        for _ in range(100):
+            yield b"0," * 10
+        yield b"0]}"
+
+    r = env.client.post("/v1/counts", headers={**env.h["ingest"],
+                                               "content-type": "application/json"},
+                        content=chunks())
+    assert r.status_code == 413
+    assert "exceeds the limit of 1000 bytes" in r.json()["detail"]
