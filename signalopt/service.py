@@ -231,15 +231,20 @@ def _plan_answer(ctx: _Ctx, iid: str) -> tuple[str, str, bytes]:
 def _plan_routes(app: FastAPI) -> None:
     @app.get("/v1/intersections/{iid}/plan", response_model=PlanResponse, tags=["adapter"],
              responses={304: {"description": "unchanged since If-None-Match"},
-                        403: _ERRORS[403], 404: _ERRORS[404]})
-    async def get_plan(iid: str, ctx: Ctx, _key: Adapter, request: Request) -> Response:
+                        403: _ERRORS[403], 404: _ERRORS[404]},
+             openapi_extra={"security": [{"APIKeyHeader": []}]})
+    async def get_plan(iid: str, request: Request) -> Response:
         """The plan to run now (``mode: plan``) or the signal to fall back (``mode: fallback``).
 
         Poll it; send the last ``ETag`` as ``If-None-Match`` to get 304 when nothing changed.
         A plan is never served past its ``valid_until`` (at most two scans ahead).
         """
-        # async on purpose: one indexed read (WAL readers never wait on writers) is cheaper
-        # on the event loop than a thread hop, the service's hottest path under load
+        # The service's hottest path, kept lean: async (one indexed read, and WAL readers
+        # never wait on writers, is cheaper than a thread hop) and auth inline (FastAPI's
+        # dependency solving cost more than the rest of the request; same checks as _require)
+        ctx: _Ctx = request.app.state.ctx
+        key = ctx.auth.authenticate(request.headers.get("x-api-key"))
+        ctx.auth.authorize(key, ("adapter", "engineer"), iid)
         ctx.base(iid)
         mode, etag, body = _plan_answer(ctx, iid)
         ctx.metrics.plans_served.labels(mode).inc()
