@@ -134,7 +134,8 @@ def find_periods(profile: pd.DataFrame, *, slot_s: float, n_levels: int = 3,
     periods = []
     for a, b, lev in runs:
         start, end = float(starts[a]), float(starts[b - 1] + slot_s)
-        name = _name(lev, top, (start, end), clock=clock, used=used)
+        name = "all_day" if len(runs) == 1 else _name(lev, top, (start, end), clock=clock,
+                                                      used=used)
         periods.append(Period(name, start, end, lev, float(flow[a:b].mean())))
     return periods, labels
 
