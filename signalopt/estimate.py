@@ -210,8 +210,14 @@ def _density(o, veh_len, jam):  # noqa: ANN001, ANN202
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
-                 out_weight):  # noqa: ANN001, ANN202, PLR0913
-    """Per link: in/out counts with variances, loop densities and the zone vehicle measurement."""
+                 out_weight, succ_indptr, succ, succ_w):  # noqa: ANN001, ANN202, PLR0913
+    """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
+
+    Where a link has zones, its cell is measured piece by piece: zones where they look, the
+    unseen stretch of the link at its entry loops' density (zones sit downstream, so the gap
+    is next to those loops), and the part of the cell on the next links at their zones'
+    density (a camera sees the whole turn bay), else at their entry loops'.
+    """
     n = link_len.shape[0]
     u, uv, w, wv = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     k_in, k_out, k_zone = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -242,12 +248,24 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
         k_loop = (1.0 - out_weight) * k_in[l] + out_weight * k_out[l]
         has_loops = in_indptr[l + 1] > in_indptr[l] or out_indptr[l + 1] > out_indptr[l]
         if nz > 0:
-            fill = max(0.0, cell_len - cov / max(nz, 1)) * k_loop
+            k_gap = k_in[l] if in_indptr[l + 1] > in_indptr[l] else k_loop
+            fill = max(0.0, hi - entry_pos[l] - cov / max(nz, 1)) * k_gap
             z[l] = zv + fill
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
         elif has_loops and cell_len > 0:
             z[l] = k_loop * cell_len
             zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
+    for l in range(n):  # noqa: E741  the cell's stretch on the next links
+        ext = exit_pos[l] - link_len[l]
+        if not z[l] == z[l] or zone_indptr[l + 1] == zone_indptr[l] or ext <= 0.0:
+            continue
+        zx = 0.0
+        for j in range(succ_indptr[l], succ_indptr[l + 1]):
+            s = succ[j]
+            seen = zone_indptr[s + 1] > zone_indptr[s]
+            zx += succ_w[j] * ext * (0.5 * (k_zone[s] + k_in[s]) if seen else k_in[s])
+        z[l] += zx
+        zr[l] += (zone_rel * zx) ** 2
     return u, uv, w, wv, k_in, k_out, k_zone, z, zr
 
 
@@ -281,7 +299,7 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos,
             b2[l] = beta[l] + K1 * innov
             P11 -= K1 * P01
             P00, P01 = P00 - K0 * P00, P01 - K0 * P01
-        cap = cell_len * link_lanes[l] / jam
+        cap = (cell_len / jam + 1.0) * link_lanes[l]  # fronts in a jam: at most one more per lane
         c2[l] = min(max(pred, 0.0), cap)
         b2[l] = min(max(b2[l], -0.5), 0.9)
         q00[l], q01[l], q11[l] = max(P00, 1e-9), P01, max(P11, 1e-12)
@@ -370,7 +388,8 @@ def update_interval(
         qa.count, qa.count_var, qa.occupancy, qa.source, m.in_indptr, m.in_det, m.out_indptr,
         m.out_det, m.out_w, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos,
         m.exit_pos, m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
-        p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight)
+        p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
+        m.succ_indptr, m.succ, m.succ_w)
     cell, beta, p00, p01, p11, out = _kalman(
         state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr, m.out_kind,
         m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes, p.jam_spacing_m, p.interval_s,
