@@ -32,7 +32,7 @@ from sim.pool import RunKey, RunTask, run_pool
 
 SPEC_KEYS = frozenset({"name", "scenarios", "scenario", "controllers", "seeds", "duration",
                        "demand", "scale", "params", "backend", "workers", "keep_frames",
-                       "retry_failed"})
+                       "retry_failed", "recycle_after"})
 SCENARIO_KEYS = frozenset({"name", "demand", "scale", "duration"})
 KEY_COLUMNS = ("key", "scenario", "demand", "scale", "controller", "seed", "duration", "params")
 
@@ -65,6 +65,7 @@ class BatchSpec:
     workers: int = 2
     keep_frames: bool = True
     retry_failed: bool = True
+    recycle_after: int = 8
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -164,6 +165,7 @@ def load_spec(path: Path) -> BatchSpec:
         duration=raw.get("duration"), backend=str(raw.get("backend", "libsumo")),
         workers=int(raw.get("workers", 2)), keep_frames=bool(raw.get("keep_frames", True)),
         retry_failed=bool(raw.get("retry_failed", True)),
+        recycle_after=int(raw.get("recycle_after", 8)),
     )
 
 
@@ -314,7 +316,8 @@ def run_batch(
 
     t0 = time.perf_counter()
     if scheduler is None:
-        run_pool(todo, workers=workers or spec.workers, on_progress=on_progress, on_done=record)
+        run_pool(todo, workers=workers or spec.workers, on_progress=on_progress, on_done=record,
+                 recycle_after=spec.recycle_after)
     else:
         run_dask(todo, scheduler, on_done=record)
     outcome.wall_s = time.perf_counter() - t0

@@ -69,8 +69,13 @@ def run_pool(
     workers: int = 2,
     on_progress: Callable[[str, float], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    recycle_after: int = 1,
 ) -> list[dict[str, Any]]:
-    """Run ``tasks`` in ``workers`` fresh processes (recycled after each run)."""
+    """Run ``tasks`` in ``workers`` processes, each replaced after ``recycle_after`` runs.
+
+    One SUMO per process at a time (each run closes its SUMO). A fresh process per run
+    costs seconds of imports; batches of short runs recycle less often.
+    """
     tasks = list(tasks)
     if workers <= 1:
         results = []
@@ -84,7 +89,8 @@ def run_pool(
     with ctx.Manager() as manager:
         progress_q = manager.Queue()
         results: list[dict[str, Any]] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=1) as ex:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
+                                 max_tasks_per_child=max(1, recycle_after)) as ex:
             owner: dict[Future, RunTask] = {ex.submit(run_task, t, progress_q): t for t in tasks}
             pending: set[Future] = set(owner)
             while pending:
