@@ -304,7 +304,8 @@ class LoadRun:
             if t >= self.warmup and self.stats is self._warm:
                 self.stats = LoadStats()  # warm-up over (connections open, ETags known)
                 self.on_measure()
-            job = self._poll(i, t0 + t) if kind == "poll" else self._counts(i, t0 + t, t)
+            job = self._poll(i, t0 + t, self.stats) if kind == "poll" else \
+                self._counts(i, t0 + t, t, self.stats)
             tasks.append(asyncio.create_task(job))
         await asyncio.gather(*tasks)
         return self.stats
@@ -312,47 +313,80 @@ class LoadRun:
     def on_measure(self) -> None:
         """Called once when measurement starts (after the warm-up)."""
 
-    async def _send(self, kind: str, due: float, method: str, path: str,
+    async def _send(self, stats: LoadStats, kind: str, due: float, method: str, path: str,
                     headers: dict[str, str], body: bytes = b"") -> tuple[int, dict, bytes] | None:
+        """Send one request; its figures go to ``stats`` (the window it was scheduled in)."""
         loop = asyncio.get_running_loop()
-        self.stats.lag_ms.append(1e3 * (loop.time() - due))
+        stats.lag_ms.append(1e3 * (loop.time() - due))
         try:
             status, hdrs, data = await self.pool.request(method, path, headers, body)
         except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as exc:
-            self.stats.errors.append(f"{kind}: {exc.__class__.__name__}: {exc}")
-            self.stats.unanswered += 1
+            stats.errors.append(f"{kind}: {exc.__class__.__name__}: {exc}")
+            stats.unanswered += 1
             return None
-        self.stats.add(kind, status, 1e3 * (loop.time() - due))
+        stats.add(kind, status, 1e3 * (loop.time() - due))
         if status not in (200, 304):
-            self.stats.errors.append(f"{kind}: HTTP {status} {data[:200]!r}")
+            stats.errors.append(f"{kind}: HTTP {status} {data[:200]!r}")
         return status, hdrs, data
 
-    async def _poll(self, i: int, due: float) -> None:
+    async def _poll(self, i: int, due: float, stats: LoadStats) -> None:
         iid = self.ids[i]
         headers = {"X-API-Key": self.ws.adapter_keys[iid]}
         if iid in self.etag:
             headers["If-None-Match"] = self.etag[iid]
-        out = await self._send("poll", due, "GET", f"/v1/intersections/{iid}/plan", headers)
+        out = await self._send(stats, "poll", due, "GET", f"/v1/intersections/{iid}/plan",
+                               headers)
         if out is None or out[0] != 200:
             return
         self.etag[iid] = out[1]["etag"]
         body = json.loads(out[2])
         if body["mode"] == "plan":  # a new version: apply and acknowledge it
             ack = json.dumps({"version": body["version"], "status": "applied"}).encode()
-            await self._send("ack", asyncio.get_running_loop().time(), "POST",
+            await self._send(stats, "ack", asyncio.get_running_loop().time(), "POST",
                              f"/v1/intersections/{iid}/ack",
                              {"X-API-Key": self.ws.adapter_keys[iid],
                               "Content-Type": "application/json"}, ack)
 
-    async def _counts(self, cab: int, due: float, t: float) -> None:
+    async def _counts(self, cab: int, due: float, t: float, stats: LoadStats) -> None:
         period = 30.0 / self.mult
         start = 1e6 * self.level + period * int(t // period)
         rows = [{"detector_id": f"{self.ids[cab]}{leg}_d", "interval_start": start,
                  "count": int(3 + (cab + k) % 7), "occupancy": 5.0 + k, "speed": 11.0}
                 for k, leg in enumerate("nesw")]
-        await self._send("counts", due, "POST", "/v1/counts",
+        await self._send(stats, "counts", due, "POST", "/v1/counts",
                          {"X-API-Key": self.ws.ingest_key, "Content-Type": "application/json"},
                          json.dumps({"rows": rows}).encode())
+
+
+def cpu_probe() -> float:
+    """Seconds for 10 M Python additions: ~0.5 s on a quiet core of this class of machine;
+    more means other processes are taking the CPU (the figures are then pessimistic)."""
+    t, x = time.perf_counter(), 0
+    for i in range(10_000_000):
+        x += i
+    return round(time.perf_counter() - t, 2)
+
+
+def server_histogram(url: str) -> dict[float, float]:
+    """Cumulative request-latency histogram (all routes) from the server's /metrics."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    out: dict[float, float] = {}
+    for line in text.splitlines():
+        if line.startswith("signalopt_http_request_seconds_bucket{") and 'route="/metrics"' not in line:
+            le = line.split('le="')[1].split('"')[0]
+            bound = float("inf") if le == "+Inf" else float(le)
+            out[bound] = out.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def server_p99_bound(before: dict[float, float], after: dict[float, float]) -> float:
+    """Smallest histogram bucket bound (s) holding 99 % of the requests in between."""
+    delta = {b: after.get(b, 0.0) - before.get(b, 0.0) for b in after}
+    total = delta.get(float("inf"), 0.0)
+    for bound in sorted(delta):
+        if total and delta[bound] >= 0.99 * total:
+            return bound
+    return float("nan")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -367,9 +401,12 @@ def load_level(ws: Workspace, server: Server, *, mult: float, duration: float,
     if publish_s > 0:  # first full republish 1 s into the measured window
         pubs.append(start_publisher(ws, period=publish_s, duration=duration - 1.0,
                                     start_at=time.time() + run.warmup + 1.5))
+    probe = cpu_probe()
+    hist0 = server_histogram(server.url)
     w0 = time.perf_counter()
     stats = asyncio.run(run.run())
     wall = time.perf_counter() - w0
+    server_p99 = server_p99_bound(hist0, server_histogram(server.url))
     published = 0
     for pub in pubs:
         pub.terminate()
@@ -386,6 +423,7 @@ def load_level(ws: Workspace, server: Server, *, mult: float, duration: float,
         "counts_p99_ms": round(_pct(stats.latency_ms.get("counts", []), 99), 2),
         "ack_p99_ms": round(_pct(stats.latency_ms.get("ack", []), 99), 2),
         "client_lag_p99_ms": round(_pct(stats.lag_ms, 99), 2),
+        "server_side_p99_le_ms": 1e3 * server_p99, "cpu_probe_s": probe,
         "errors": len(stats.errors), "error_samples": stats.errors[:5],
         "status": stats.status, "full_republishes": published,
         "target": "p99 < 50 ms, errors = 0" if mult > 1 else "errors = 0",

@@ -262,8 +262,8 @@ class SqlPlanStore:
         self._clock = clock
         self._sqlite = self.url.startswith("sqlite")
         self._write_lock = threading.Lock()
-        mark = "?" if self._sqlite else "%s"
-        self._q_current = f"SELECT version FROM current_plan WHERE intersection = {mark}"
+        self._mark = "?" if self._sqlite else "%s"  # DBAPI paramstyle: qmark / format
+        self._q_current = f"SELECT version FROM current_plan WHERE intersection = {self._mark}"
         try:
             self._engine = self._make_engine(self.url, durable=durable)
             _META.create_all(self._engine)
@@ -478,17 +478,18 @@ class SqlPlanStore:
     # -- acks, freezes, audit -------------------------------------------------------------
     def record_ack(self, intersection: str, version: int, *, status: AckStatus,
                    reason: str | None, actor: str) -> AckRecord:
-        """Record an adapter's ack; the version must exist."""
+        """Record an adapter's ack; the version must exist (one INSERT ... WHERE EXISTS)."""
         rec = AckRecord(intersection, version, status, reason, actor, self._clock())
-        with self._tx(write=True) as conn:
-            exists = select(_PLANS.c.version).where(_PLANS.c.intersection == intersection,
-                                                    _PLANS.c.version == version)
-            if conn.execute(exists).first() is None:
+        m = self._mark
+        sql = (f"INSERT INTO acks (intersection, version, status, reason, actor, at) "
+               f"SELECT {m}, {m}, {m}, {m}, {m}, {m} WHERE EXISTS (SELECT 1 FROM plans "
+               f"WHERE intersection = {m} AND version = {m})")
+        with self._raw(write=True) as cur:
+            cur.execute(sql, (intersection, version, status, reason, actor, rec.at,
+                              intersection, version))
+            if cur.rowcount == 0:
                 msg = f"intersection {intersection!r} has no plan v{version}"
                 raise UnknownVersionError(msg)
-            conn.execute(_ACKS.insert().values(intersection=intersection, version=version,
-                                               status=status, reason=reason, actor=actor,
-                                               at=rec.at))
         return rec
 
     def acks(self, intersection: str, *, limit: int = 50) -> list[AckRecord]:
@@ -535,14 +536,44 @@ class SqlPlanStore:
             return IngestResult(0, 0)
         now = self._clock()
         unique = {(r.detector_id, float(r.interval_start)): r for r in rows}
-        values = [{"detector_id": r.detector_id, "interval_start": float(r.interval_start),
-                   "count": int(r.count), "occupancy": _nan_to_none(r.occupancy),
-                   "speed": _nan_to_none(r.speed), "received_at": now} for r in unique.values()]
-        insert = self._dialect_insert(_COUNTS).on_conflict_do_nothing().returning(
-            _COUNTS.c.detector_id)
-        with self._tx(write=True) as conn:
-            inserted = len(conn.execute(insert, values).all())
+        m = self._mark
+        sql = (f"INSERT INTO counts (detector_id, interval_start, count, occupancy, speed, "
+               f"received_at) VALUES ({m}, {m}, {m}, {m}, {m}, {m}) "
+               f"ON CONFLICT (detector_id, interval_start) DO NOTHING")
+        values = [(r.detector_id, float(r.interval_start), int(r.count),
+                   _nan_to_none(r.occupancy), _nan_to_none(r.speed), now)
+                  for r in unique.values()]
+        with self._raw(write=True) as cur:
+            inserted = 0
+            for row in values:  # per-row rowcount: exact on every driver
+                cur.execute(sql, row)
+                inserted += max(cur.rowcount, 0)
         return IngestResult(inserted=inserted, duplicates=len(rows) - inserted)
+
+    @contextmanager
+    def _raw(self, *, write: bool) -> Iterator[Any]:
+        """A DBAPI cursor in one transaction, for the hot writes (SQLAlchemy's statement
+        machinery costs ~0.25 ms per statement, the database itself ~0.01 ms)."""
+        lock = self._write_lock if write and self._sqlite else nullcontext()
+        try:
+            with lock:
+                conn = self._engine.raw_connection()
+                try:
+                    cur = conn.cursor()
+                    if self._sqlite:
+                        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    yield cur
+                    conn.commit()
+                except BaseException:
+                    conn.rollback()
+                    raise
+                finally:
+                    conn.close()
+        except StoreError:
+            raise
+        except Exception as exc:  # DBAPI errors differ per driver; all mean "store failed"
+            msg = f"plan store {self._safe_url()} failed: {exc.__class__.__name__}: {exc}"
+            raise StoreError(msg) from exc
 
     def _dialect_insert(self, table: Table) -> Any:
         """INSERT with ON CONFLICT support (SQLite and PostgreSQL spell it the same)."""
