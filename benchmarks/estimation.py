@@ -181,6 +181,14 @@ def score(ests: list[Estimate], truth: Truth, net: CompiledNetwork) -> dict[str,
             "segment_wmape_%": 100 * np.mean(seg_w)}
 
 
+def within_2std(ests: list[Estimate], truth: Truth) -> float:
+    """Share (%) of scans whose true network volume lies within +-2 std of the estimate."""
+    row = {float(t): k for k, t in enumerate(truth.t)}
+    hits = [abs(e.network_vehicles - truth.network[row[round(e.t, 6)]]) <= 2 * e.network_std
+            for e in ests if round(e.t, 6) in row]
+    return 100 * float(np.mean(hits))
+
+
 def score_naive(frame: DetectorFrame, truth: Truth, net: CompiledNetwork,
                 model: EstimatorModel, params: EstimatorParams) -> dict[str, float]:
     """Network MAPE and link WMAPE of uncorrected conservation."""
@@ -223,6 +231,7 @@ def evaluate_run(demand: str, seed: int, duration: float,
                      **score(ests, truth, net),
                      "mean_network_std_%": 100 * np.mean([e.network_std / max(e.network_vehicles, 1)
                                                           for e in ests]),
+                     "within_2std_%": within_2std(ests, truth),
                      "wall_s": round(wall, 2)})
         rows.append({"demand": demand, "seed": seed, "case": case, "method": "naive",
                      **score_naive(fr, truth, net, model, params)})
@@ -265,7 +274,7 @@ def summary_table(rows: list[dict]) -> pd.DataFrame:
     """Mean over seeds per demand x case x method (the headline table)."""
     df = pd.DataFrame(rows)
     keys = ["demand", "case", "method"]
-    cols = [*TARGETS, *EXTRA, "mean_network_std_%"]
+    cols = [*TARGETS, *EXTRA, "mean_network_std_%", "within_2std_%"]
     return df.groupby(keys, sort=False)[cols].mean().round(3).reset_index()
 
 

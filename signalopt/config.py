@@ -71,6 +71,14 @@ class EstimatorParams(_Params):
         default=0.5, ge=0, le=1,
         description="weight of the exit loops' density in the loop measurement (queues form"
                     " downstream)")
+    model_rel_std: float = Field(
+        default=0.045, ge=0,
+        description="relative std of the model's own bias, shared by all links (calibrated so"
+                    " ~95 % of healthy scans fall within 2 std of SUMO's truth)")
+    failed_rel_std: float = Field(
+        default=0.6, ge=0,
+        description="relative std, shared across links, of the vehicles on a link whose"
+                    " detectors are all flagged (imputed counts are biased alike)")
     junction_s: float = Field(
         default=1.9, ge=0, description="seconds a vehicle spends inside a signalised junction")
     node_s: float = Field(

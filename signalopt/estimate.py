@@ -71,6 +71,8 @@ class EstimatorModel(NamedTuple):
     mov_to: np.ndarray
     mov_int: np.ndarray
     n_int: int
+    meas_link: np.ndarray  # (link, detector) pairs: every detector a link's estimate uses
+    meas_det: np.ndarray
 
 
 class EstimatorState(NamedTuple):
@@ -175,6 +177,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     z_start = np.asarray(net.det_pos, dtype=np.float64).copy()
     z_end = z_start + np.asarray(net.det_length, dtype=np.float64)
     ii = lambda g: _csr(g)  # noqa: E731
+    meas = [(k, sorted({*entry[k], *out_g[k], *zone[k]})) for k in range(n)]
     return EstimatorModel(
         det=detector_model(net), link_len=np.asarray(net.link_length, dtype=np.float64),
         link_lanes=np.asarray(net.link_lanes, dtype=np.float64),
@@ -195,6 +198,8 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         row_mov=np.asarray(net.lane_mov_mov, dtype=np.int64),
         mov_from=np.asarray(net.mov_from, dtype=np.int64), mov_to=np.asarray(net.mov_to, dtype=np.int64),
         mov_int=np.asarray(net.mov_int, dtype=np.int64), n_int=net.n_intersections,
+        meas_link=np.array([k for g in meas for k in [g[0]] * len(g[1])], dtype=np.int64),
+        meas_det=np.array([d for g in meas for d in g[1]], dtype=np.int64),
     )
 
 
@@ -410,6 +415,30 @@ def update_interval(
         t_end=float(t_end))
 
 
+def _calibrated_var(
+    model: EstimatorModel, state: EstimatorState, params: EstimatorParams,
+) -> tuple[np.ndarray, float]:
+    """Link and network variances with the errors the filter cannot see as independent noise.
+
+    The filter's per-link variances assume independent errors; the model's own bias (effective
+    vehicle length, vehicles in junctions) and the bias of imputed counts (history, siblings)
+    are shared across links, so they add in the network sum as correlated terms:
+    ``model_rel_std`` x network vehicles, and ``failed_rel_std`` x the vehicles on links in
+    proportion to the share of their detectors flagged during the scan.
+    """
+    veh = state.link_vehicles
+    n_links = veh.shape[0]
+    bad = (state.acc_flags[model.meas_det] != 0).astype(np.float64)
+    n_meas = np.bincount(model.meas_link, minlength=n_links)
+    share = np.bincount(model.meas_link, weights=bad, minlength=n_links) / np.maximum(n_meas, 1)
+    fail = params.failed_rel_std * share * veh
+    link_var = state.link_var + fail**2 + (params.model_rel_std * veh) ** 2
+    total = veh.sum() + state.internal
+    net_var = (state.link_var.sum() + state.internal_var + (params.model_rel_std * total) ** 2
+               + fail.sum() ** 2)
+    return link_var, float(net_var)
+
+
 def summarize(
     model: EstimatorModel, state: EstimatorState, *, params: EstimatorParams
 ) -> tuple[Estimate, EstimatorState]:
@@ -425,10 +454,11 @@ def summarize(
     mov_flow = ratio * arrivals * 3600.0 / scan_s
     mov_queue = np.zeros(model.mov_from.shape[0])
     np.add.at(mov_queue, model.row_mov, state.lane_queue[model.row_lane] * share)
+    link_var, net_var = _calibrated_var(model, state, params)
     est = Estimate(
-        t=state.t_end, link_vehicles=state.link_vehicles, link_std=np.sqrt(state.link_var),
+        t=state.t_end, link_vehicles=state.link_vehicles, link_std=np.sqrt(link_var),
         network_vehicles=float(state.link_vehicles.sum() + state.internal),
-        network_std=float(np.sqrt(state.link_var.sum() + state.internal_var)),
+        network_std=float(np.sqrt(net_var)),
         mov_flow=mov_flow, turning_ratio=ratio, lane_queue=state.lane_queue,
         lane_link=model.lane_link, lane_lane=model.lane_lane, mov_queue=mov_queue,
         detector_flags=state.acc_flags)

@@ -8,7 +8,9 @@ import pytest
 
 from signalopt.config import EstimatorParams
 from signalopt.detectors import DetectorFrame
-from signalopt.estimate import Estimate, estimate, estimator_model, run_estimator
+from signalopt.estimate import (
+    Estimate, _calibrated_var, _link_inputs, estimate, estimator_model, init_state, run_estimator,
+)
 from tests.naive import naive_conservation
 
 T = 30.0
@@ -127,3 +129,44 @@ def test_estimate_contract_shapes(grid2x2_net) -> None:
     model = estimator_model(net)
     assert model.lane_link.shape[0] == len({(a, b) for a, b in
                                             zip(net.lane_mov_link, net.lane_mov_lane, strict=True)})
+
+
+def test_zone_cell_measured_piece_by_piece() -> None:
+    """Link A (100 m, 1 lane): entry loop at 10 m, zone on 60-100 m; its cell runs on to the
+    entry loop of bay B at 10 m (exit at 110 m). B (20 m) has a zone over 0-20 m.
+    Occupancies: A's zone 50 % -> 0.5/5 = 0.1 veh/m x 40 m = 4; A's entry loop 10 % ->
+    0.02 veh/m over the unseen 10-60 m = 1; the 10 m on B at the mean of B's zone density
+    (20 % -> 0.04) and its entry loop (0 %): 0.02 x 10 = 0.2. Measurement = 5.2 vehicles."""
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    # detectors: 0 A entry, 1 A zone, 2 B entry, 3 B zone
+    occ, count = f64(10.0, 50.0, 0.0, 20.0), f64(3.0, 3.0, 3.0, 3.0)
+    out = _link_inputs(
+        count, np.zeros(4), occ, i64(0, 0, 0, 0), i64(0, 1, 2), i64(0, 2), i64(0, 1, 1),
+        i64(2), f64(1.0), i64(0, 1, 2), i64(1, 3), f64(10.0, 60.0, 10.0, 0.0),
+        f64(10.0, 100.0, 10.0, 20.0), f64(10.0, 10.0), f64(110.0, 20.0), f64(100.0, 20.0),
+        f64(1.0, 1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 1, 1), i64(1), f64(1.0))
+    z = out[7]
+    assert z[0] == pytest.approx(5.2)
+
+
+def test_calibrated_uncertainty_hand_checked(t_junction_net) -> None:
+    """With the filter's own variances zeroed, the network std is exactly the correlated
+    terms: model_rel_std x N plus failed_rel_std x (share of each link's detectors flagged x
+    its vehicles). 4 vehicles on WJ, none elsewhere; all of WJ's detectors flagged:
+    sqrt((0.05 x 4)^2 + (0.5 x 1 x 4)^2) = sqrt(0.04 + 4) = 2.01."""
+    net = t_junction_net
+    params = EstimatorParams(model_rel_std=0.05, failed_rel_std=0.5, junction_rel_std=0.0)
+    model = estimator_model(net)
+    state = init_state(model, params)
+    wj = net.link_index["WJ"]
+    veh = np.zeros(net.n_links)
+    veh[wj] = 4.0
+    flags = np.zeros(net.n_detectors, dtype=np.uint8)
+    flags[model.meas_det[model.meas_link == wj]] = 1
+    state = state._replace(link_vehicles=veh, link_var=np.zeros(net.n_links), acc_flags=flags)
+    link_var, net_var = _calibrated_var(model, state, params)
+    assert np.sqrt(net_var) == pytest.approx(np.sqrt(0.04 + 4.0))
+    assert link_var[wj] == pytest.approx(0.04 + 4.0)
+    healthy = state._replace(acc_flags=np.zeros_like(flags))
+    assert np.sqrt(_calibrated_var(model, healthy, params)[1]) == pytest.approx(0.2)
