@@ -125,8 +125,12 @@ class MaxPressure(FixedTime):
 
     name = "maxpressure"
 
-    def __init__(self, step_s: float = 10.0, min_green: float = 10.0, margin: float = 0.0) -> None:
+    def __init__(self, step_s: float = 10.0, min_green: float = 10.0, margin: float = 0.0,
+                 downstream_free: float = 0.0) -> None:
         self.step_s, self.min_green, self.margin = step_s, min_green, margin
+        # vehicles per lane the receiving road absorbs before they count against a movement
+        # (0 = classic max-pressure; > 0 = count the downstream only as spillback nears)
+        self.downstream_free = downstream_free
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
@@ -145,6 +149,11 @@ class MaxPressure(FixedTime):
         chain = [(m, k) for m in range(net.n_movements) for k in _downstream_chain(net, int(net.mov_to[m]))]
         self._chain_mov = np.array([m for m, _ in chain], dtype=np.int64)
         self._chain_link = np.array([k for _, k in chain], dtype=np.int64)
+        up = [(m, k) for m in range(net.n_movements) for k in _upstream_chain(net, int(net.mov_from[m]))]
+        self._up_mov = np.array([m for m, _ in up], dtype=np.int64)
+        self._up_link = np.array([k for _, k in up], dtype=np.int64)
+        self._up_share = (net.mov_lanes[self._up_mov] / net.link_lanes[net.mov_from[self._up_mov]]
+                          if up else np.zeros(0))
         self._inters = list(ctx.spec.intersections)
         self._greens = [[k for k, p in enumerate(i.phases) if p.is_green] for i in self._inters]
         self._cur = [g[0] for g in self._greens]
@@ -169,12 +178,17 @@ class MaxPressure(FixedTime):
         # lane vehicles split evenly over the movements the lane serves
         q_in = np.bincount(self._feed_mov, weights=zone_veh[self._feed_zone] * self._feed_share,
                            minlength=net.n_movements)
+        # plus the queue seen on the unsignalised links feeding the approach (the camera's view
+        # beyond a short turn-bay edge), shared by lanes
+        q_in += np.bincount(self._up_mov, weights=link_veh[self._up_link] * self._up_share,
+                            minlength=net.n_movements)
         per_lane = np.divide(link_veh, link_zone_lanes, out=np.zeros(net.n_links),
                              where=link_zone_lanes > 0)
         # downstream queue: per-lane vehicles seen on the receiving link and the unsignalised
         # links that continue it up to the next stop line
         q_out = np.bincount(self._chain_mov, weights=per_lane[self._chain_link],
-                            minlength=net.n_movements) * net.mov_lanes
+                            minlength=net.n_movements)
+        q_out = np.maximum(q_out - self.downstream_free, 0.0) * net.mov_lanes
         return q_in - q_out
 
     def on_step(self, ctx: SimContext, t: float) -> None:
@@ -237,7 +251,8 @@ class Signalopt(FixedTime):
 
     name = "signalopt"
 
-    def __init__(self, config: Any = None, local_step_s: float = 2.0, **optimizer: Any) -> None:
+    def __init__(self, config: Any = None, local_step_s: float = 2.0, downstream_free: float = 8.0,
+                 **optimizer: Any) -> None:
         from signalopt.scan import ScanConfig  # noqa: PLC0415
 
         config = config or ScanConfig()
@@ -245,7 +260,7 @@ class Signalopt(FixedTime):
             config = config.model_copy(update={
                 "optimizer": config.optimizer.model_copy(update=optimizer)})
         self.config = config
-        self.local_step_s = local_step_s
+        self.local_step_s, self.downstream_free = local_step_s, downstream_free
         self.scans: list[dict[str, float]] = []
 
     def setup(self, ctx: SimContext) -> None:
@@ -259,7 +274,8 @@ class Signalopt(FixedTime):
         self._local: MaxPressure | None = None
         self._applier: PlanApplier | None = None
         if opt.local_control == "pressure":
-            self._local = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s)
+            self._local = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s,
+                                      downstream_free=self.downstream_free)
             self._local.setup(ctx)
             base = ctx.net.phase_duration
             self._local.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
@@ -315,6 +331,19 @@ def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
             "offset_change_mean": float(np.minimum(d_off, p.cycle - d_off).mean()),
         })
     return row
+
+
+def _upstream_chain(net: CompiledNetwork, link: int, max_hops: int = 4) -> list[int]:
+    """Links feeding approach ``link`` through unsignalised nodes (not ``link`` itself)."""
+    out: list[int] = []
+    while len(out) < max_hops:
+        prev = [k for k in range(net.n_links) if net.link_to_node[k] == net.link_from_node[link]
+                and net.link_from_node[k] != net.link_to_node[link]]
+        if len(prev) != 1 or net.link_mov_indptr[prev[0]] != net.link_mov_indptr[prev[0] + 1]:
+            break
+        link = prev[0]
+        out.append(link)
+    return out
 
 
 def _downstream_chain(net: CompiledNetwork, link: int, max_hops: int = 4) -> list[int]:
