@@ -20,6 +20,7 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -86,20 +87,20 @@ class _Ctx:
         self.bases = {i.id: i for i in net.spec.intersections}
         self.fallback_json = {i.id: fallback_plan(i).model_dump_json()
                               for i in net.spec.intersections}
-        self._cache: dict[tuple[str, int], tuple[TimingPlan, str]] = {}
+        self._cache: dict[tuple[str, int], tuple[float, str]] = {}
 
-    def plan(self, iid: str, version: int) -> tuple[TimingPlan, str] | None:
-        """A plan and its JSON; plans are immutable, so caching by (intersection, version)
-        is always valid."""
+    def plan(self, iid: str, version: int) -> tuple[float, str] | None:
+        """``(valid_until, JSON)`` of a stored plan; plans are immutable, so caching by
+        (intersection, version) is always valid."""
         key = (iid, version)
         hit = self._cache.get(key)
         if hit is None:
-            rec = self.store.get(iid, version)
-            if rec is None:
+            hit = self.store.plan_json(iid, version)
+            if hit is None:
                 return None
             if len(self._cache) >= self.config.plan_cache_size:
                 self._cache.clear()
-            hit = self._cache[key] = (rec.plan, rec.plan.model_dump_json())
+            self._cache[key] = hit
         return hit
 
     def base(self, iid: str) -> Any:
@@ -213,15 +214,15 @@ def _plan_answer(ctx: _Ctx, iid: str) -> tuple[str, str, bytes]:
     reason = None
     if cached is None:
         reason = "no plan published yet"
-    elif now >= cached[0].valid_until:
-        reason = f"plan v{cached[0].version} expired at {cached[0].valid_until:.0f} (now {now:.0f})"
+    elif now >= cached[0]:
+        reason = f"plan v{version} expired at {cached[0]:.0f} (now {now:.0f})"
     served = cached if reason is None else None
     mode = "plan" if served else "fallback"
-    etag = f'"{iid}-{mode}-{served[0].version if served else 0}"'
+    etag = f'"{iid}-{mode}-{version if served else 0}"'
     head = json.dumps({
         "intersection": iid, "mode": mode, "reason": reason, "etag": etag, "server_time": now,
-        "version": served[0].version if served else None,
-        "valid_until": served[0].valid_until if served else None,
+        "version": version if served else None,
+        "valid_until": served[0] if served else None,
         "offset_reference": OFFSET_REFERENCE})
     body = (f'{head[:-1]}, "plan": {served[1] if served else "null"}, '
             f'"fallback": {ctx.fallback_json[iid]}}}')
@@ -254,13 +255,19 @@ def _plan_routes(app: FastAPI) -> None:
         return Response(content=body, media_type="application/json", headers=headers)
 
     @app.post("/v1/intersections/{iid}/ack", response_model=AckOut, tags=["adapter"],
-              responses={403: _ERRORS[403], 404: _ERRORS[404]})
-    def ack(iid: str, body: AckIn, ctx: Ctx, key: AdapterOnly) -> AckOut:
+              responses={403: _ERRORS[403], 404: _ERRORS[404]},
+              openapi_extra={"security": [{"APIKeyHeader": []}]})
+    async def ack(iid: str, body: AckIn, request: Request) -> AckOut:
         """Report that plan ``version`` was applied, or rejected with a reason."""
+        # lean like get_plan (every adapter acks each new plan: a burst after each scan)
+        ctx: _Ctx = request.app.state.ctx
+        key = ctx.auth.authenticate(request.headers.get("x-api-key"))
+        ctx.auth.authorize(key, ("adapter",), iid)
         ctx.base(iid)
-        try:
-            rec = ctx.store.record_ack(iid, body.version, status=body.status,
-                                       reason=body.reason, actor=key.name)
+        try:  # a write may wait for the database lock: off the event loop
+            rec = await run_in_threadpool(ctx.store.record_ack, iid, body.version,
+                                          status=body.status, reason=body.reason,
+                                          actor=key.name)
         except UnknownVersionError as exc:
             raise HTTPException(404, str(exc)) from exc
         ctx.metrics.acks.labels(body.status).inc()

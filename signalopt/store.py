@@ -182,6 +182,7 @@ class PlanStore(Protocol):
     def current_version(self, intersection: str) -> int | None: ...
     def current_all(self) -> dict[str, TimingPlan]: ...
     def get(self, intersection: str, version: int) -> StoredPlan | None: ...
+    def plan_json(self, intersection: str, version: int) -> tuple[float, str] | None: ...
     def history(self, intersection: str, *, limit: int = 50) -> list[StoredPlan]: ...
     def latest_version(self, intersection: str) -> int: ...
     def latest_versions(self) -> dict[str, int]: ...
@@ -437,6 +438,15 @@ class SqlPlanStore:
             raise StoreError(msg) from exc
         return None if row is None else int(row[0])
 
+    def plan_json(self, intersection: str, version: int) -> tuple[float, str] | None:
+        """``(valid_until, plan JSON)`` of one version, unparsed (for serving as-is)."""
+        sql = (f"SELECT valid_until, body FROM plans WHERE intersection = {self._mark} "
+               f"AND version = {self._mark}")
+        with self._raw(write=False) as cur:
+            cur.execute(sql, (intersection, version))
+            row = cur.fetchone()
+        return None if row is None else (float(row[0]), str(row[1]))
+
     def current_all(self) -> dict[str, TimingPlan]:
         """Every intersection's current plan."""
         q = select(_PLANS.c.intersection, _PLANS.c.body).join(
@@ -670,6 +680,10 @@ class MemoryPlanStore:
     def get(self, intersection: str, version: int) -> StoredPlan | None:
         rec = self._plans.get((intersection, version))
         return None if rec is None else self._with_current(rec)
+
+    def plan_json(self, intersection: str, version: int) -> tuple[float, str] | None:
+        rec = self._plans.get((intersection, version))
+        return None if rec is None else (rec.plan.valid_until, rec.plan.model_dump_json())
 
     def history(self, intersection: str, *, limit: int = 50) -> list[StoredPlan]:
         recs = sorted((r for (i, _), r in self._plans.items() if i == intersection),
