@@ -80,6 +80,37 @@ def _upstream_zones(spec: NetworkSpec, approach: dict[str, set[int]], zone_m: fl
     return out
 
 
+def instrumented_network(net_file: Path, layout: DetectorLayout | None = None) -> NetworkSpec:
+    """Read a SUMO network and place the virtual detectors on it: the one way every run,
+    replay and benchmark builds the engine's network description."""
+    from signalopt.io.sumo_net import read_sumo_net  # noqa: PLC0415
+
+    spec = read_sumo_net(net_file)
+    return spec.with_detectors(fit_to_lanes(place_detectors(spec, layout), net_file))
+
+
+def fit_to_lanes(detectors: list[DetectorSpec], net_file: Path) -> list[DetectorSpec]:
+    """Clamp detectors to each lane's own length (lanes of one SUMO edge can differ in length,
+    e.g. in OSM imports); drop zones on lanes too short to hold one."""
+    import sumolib  # noqa: PLC0415  the sim side reads SUMO files directly
+
+    net = sumolib.net.readNet(str(net_file))
+    out = []
+    for d in detectors:
+        lane_len = net.getLane(f"{d.link}_{d.lane}").getLength()
+        end_max = max(lane_len - 0.1, 0.0)
+        if d.kind == "zone":
+            end = min(d.pos + d.length, end_max)
+            start = min(d.pos, end - 1.0)
+            if start < 0:
+                continue
+            d = d.model_copy(update={"pos": start, "length": end - start})
+        elif d.pos > end_max:
+            d = d.model_copy(update={"pos": end_max})
+        out.append(d)
+    return out
+
+
 def write_detector_file(detectors: list[DetectorSpec] | tuple[DetectorSpec, ...], path: Path,
                         *, interval_s: float) -> Path:
     """Write the detectors as a SUMO additional file (E1 loops, E2 zones; no file output)."""

@@ -15,11 +15,10 @@ from typing import Any
 import pandas as pd
 
 from scenarios.registry import ScenarioSpec
-from signalopt.io.sumo_net import read_sumo_net
 from signalopt.network import compile_network
 from sim.backend import open_backend
 from sim.controllers import Controller, SimContext, make_controller
-from sim.detectors import DetectorLayout, DetectorReader, place_detectors, write_detector_file
+from sim.detectors import DetectorLayout, DetectorReader, instrumented_network, write_detector_file
 from sim.ground_truth import GroundTruthRecorder
 from sim.metrics import DEFINITIONS, summarize, trip_table
 
@@ -67,8 +66,7 @@ def run_simulation(
     """
     layout = layout or DetectorLayout()
     ctrl = make_controller(controller) if isinstance(controller, str) else controller
-    spec = read_sumo_net(scenario.net)
-    spec = spec.with_detectors(place_detectors(spec, layout))
+    spec = instrumented_network(scenario.net, layout)
     net = compile_network(spec)
     sim = open_backend(backend)
     wall0 = time.perf_counter()
