@@ -12,6 +12,7 @@ their region. Missing/unknown key -> 401; wrong role or another region's interse
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -171,7 +172,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         anyio.to_thread.current_default_thread_limiter().total_tokens = config.worker_threads
-        yield
+        gc.freeze()  # startup objects (network, keys, models) leave the GC's work: no long
+        yield        # full collections in the middle of a burst of requests
 
     app = FastAPI(
         title="signalopt controller adapter API", version="1",
