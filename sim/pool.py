@@ -86,23 +86,36 @@ def run_pool(
             results.append(res)
         return results
     ctx = mp.get_context("spawn")
+    results: list[dict[str, Any]] = []
+    # Recycling by rounds of fresh executors, not max_tasks_per_child > 1: on Python 3.11
+    # that deadlocks once the first workers exit (no replacement is spawned).
+    per_round = len(tasks) if recycle_after <= 1 else workers * recycle_after
     with ctx.Manager() as manager:
         progress_q = manager.Queue()
-        results: list[dict[str, Any]] = []
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                                 max_tasks_per_child=max(1, recycle_after)) as ex:
-            owner: dict[Future, RunTask] = {ex.submit(run_task, t, progress_q): t for t in tasks}
-            pending: set[Future] = set(owner)
-            while pending:
-                done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                _drain(progress_q, on_progress)
-                for fut in done:
-                    res = _result(fut, owner[fut])
-                    if on_done:
-                        on_done(res)
-                    results.append(res)
-            _drain(progress_q, on_progress)
+        for start in range(0, len(tasks), max(per_round, 1)):
+            chunk = tasks[start:start + per_round]
+            kw = {"max_tasks_per_child": 1} if recycle_after <= 1 else {}
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **kw) as ex:
+                owner = {ex.submit(run_task, t, progress_q): t for t in chunk}
+                _collect(owner, progress_q, on_progress, on_done, results)
     return results
+
+
+def _collect(owner: dict[Future, RunTask], progress_q: Any,
+             on_progress: Callable[[str, float], None] | None,
+             on_done: Callable[[dict[str, Any]], None] | None,
+             results: list[dict[str, Any]]) -> None:
+    """Wait for the futures, streaming progress and each result as it finishes."""
+    pending: set[Future] = set(owner)
+    while pending:
+        done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        _drain(progress_q, on_progress)
+        for fut in done:
+            res = _result(fut, owner[fut])
+            if on_done:
+                on_done(res)
+            results.append(res)
+    _drain(progress_q, on_progress)
 
 
 def _result(fut: Future, task: RunTask) -> dict[str, Any]:

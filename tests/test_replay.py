@@ -80,5 +80,22 @@ def test_offline_replay_of_recorded_counts(live: tuple[Path, object], tmp_path: 
     bad.to_parquet(tmp_path / "bad.parquet")
     with pytest.raises(CountsError, match="no_such_detector"):
         replay_file(tmp_path / "bad.parquet", d / "net.net.xml")
-    with pytest.raises(FileNotFoundError, match="missing.parquet"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.parquet"):
         replay_file(tmp_path / "missing.parquet", d / "net.net.xml")
+
+
+@pytest.mark.sumo
+def test_replay_cli_offline(live: tuple[Path, object], tmp_path: Path) -> None:
+    """``signalopt replay COUNTS --network NET`` writes the frames; without --network it fails."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from signalopt.cli import app  # noqa: PLC0415
+
+    d, rep = live
+    rep.counts.to_parquet(tmp_path / "c.parquet")
+    ok = CliRunner().invoke(app, ["replay", str(tmp_path / "c.parquet"), "--network",
+                                  str(d / "net.net.xml"), "--out", str(tmp_path / "o")])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "o" / "plans.parquet").is_file()
+    bad = CliRunner().invoke(app, ["replay", str(tmp_path / "c.parquet")])
+    assert bad.exit_code != 0
