@@ -290,9 +290,21 @@ def _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, fl
             c_out[d], o_out[d], src[d] = h_c, h_o, SRC_HISTORY
             var[d] = 4.0 + h_c * h_c
     h_c2, h_o2 = hist_c.copy(), hist_o.copy()
+    was_c, now_c, was_o, now_o = np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3)
     for d in range(n):
         if ok[d]:
             h_c2[d] = count[d] if np.isnan(hist_c[d]) else (1 - w) * hist_c[d] + w * count[d]
             h_o2[d] = o_out[d] if np.isnan(hist_o[d]) else (1 - w) * hist_o[d] + w * o_out[d]
+            if hist_c[d] == hist_c[d] and hist_o[d] == hist_o[d]:
+                was_c[kind[d]] += hist_c[d]
+                now_c[kind[d]] += h_c2[d]
+                was_o[kind[d]] += hist_o[d]
+                now_o[kind[d]] += h_o2[d]
+    for d in range(n):  # a flagged detector's history follows its kind's trend (demand moves on)
+        k = kind[d]
+        if not ok[d] and was_c[k] > 0.0:
+            h_c2[d] = hist_c[d] * now_c[k] / was_c[k]
+        if not ok[d] and was_o[k] > 0.0:
+            h_o2[d] = hist_o[d] * now_o[k] / was_o[k]
     return (flags, c_out, var, o_out, v_out, src, count.copy(), occ.copy(), new_run, new_zero,
             h_c2, h_o2)

@@ -135,3 +135,21 @@ def test_sibling_imputation_uses_historical_share(t_junction_net) -> None:
     res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
     assert res.source[11, z1] == SRC_SIBLINGS
     assert res.occupancy[11, z1] == pytest.approx(20.0, rel=0.01)
+
+
+def test_failed_detector_history_follows_its_kind() -> None:
+    """Two entry loops with histories 4 and 6; loop 1 goes silent while loop 0 reads 14.
+    With EWMA weight 0.5 loop 0's history moves 4 -> 9 (x 2.25), the only healthy one of its
+    kind, so loop 1's frozen history follows: 6 x 2.25 = 13.5 (not 6, its value at failure)."""
+    from signalopt.detectors import _impute
+
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    ok = np.array([True, False])
+    out = _impute(f64(14.0, np.nan), f64(10.0, np.nan), f64(10.0, np.nan), i64(0, 0),
+                  i64(-1, -1), i64(0, 1), i64(0, 1, 2), i64(0, 1), np.array([0, 1], np.uint8),
+                  ok, i64(0, 0), i64(0, 0), f64(4.0, 6.0), f64(5.0, 5.0), 0.5)
+    assert out[5][1] == SRC_HISTORY and out[1][1] == pytest.approx(6.0)  # imputed from history
+    assert out[10][0] == pytest.approx(9.0)
+    assert out[10][1] == pytest.approx(13.5)
+    assert out[11][1] == pytest.approx(5.0 * 7.5 / 5.0)  # occupancy history: 5 -> 7.5
