@@ -262,7 +262,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
     for l in range(n):  # noqa: E741  the cell's stretch on the next links
         ext = exit_pos[l] - link_len[l]
-        if not z[l] == z[l] or zone_indptr[l + 1] == zone_indptr[l] or ext <= 0.0:
+        if z[l] != z[l] or zone_indptr[l + 1] == zone_indptr[l] or ext <= 0.0:
             continue
         zx = 0.0
         for j in range(succ_indptr[l], succ_indptr[l + 1]):

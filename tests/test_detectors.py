@@ -9,7 +9,7 @@ import pytest
 from signalopt.config import QAParams
 from signalopt.detectors import (
     CHATTER, IMPLAUSIBLE, INCONSISTENT, NO_DATA, SRC_HISTORY, SRC_MEASURED, SRC_PARTNER,
-    SRC_SIBLINGS, STUCK, DetectorFrame, build_frame, detector_model, run_qa,
+    SRC_SIBLINGS, STUCK, DetectorFrame, _impute, build_frame, detector_model, run_qa,
 )
 from signalopt.errors import CountsError
 from signalopt.io.counts import load_counts
@@ -141,8 +141,6 @@ def test_failed_detector_history_follows_its_kind() -> None:
     """Two entry loops with histories 4 and 6; loop 1 goes silent while loop 0 reads 14.
     With EWMA weight 0.5 loop 0's history moves 4 -> 9 (x 2.25), the only healthy one of its
     kind, so loop 1's frozen history follows: 6 x 2.25 = 13.5 (not 6, its value at failure)."""
-    from signalopt.detectors import _impute
-
     i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
     f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
     ok = np.array([True, False])

@@ -73,7 +73,8 @@ def test_kalman_kernel_matches_naive(cell, beta, u, w, p00, p11, rho, z, zr, fre
         one(z), one(zr), kind, one(0.0), one(90.0), one(speed), one(1.0), 7.5, T, 0.3, 1e-4)
     frac = min(1.0, T * speed / 90.0) if free else None
     nc, nb, P = naive_kalman(cell, beta, np.array([[p00, p01], [p01, p11]]), u, 1.0, w, 0.5, z,
-                             zr, free_frac=frac, free_stay=min(1.0, 90.0 / speed / T), cap=90.0 / 7.5 + 1.0, process_var=0.3, sink_var=1e-4)
+                             zr, free_frac=frac, free_stay=min(1.0, 90.0 / speed / T),
+                             cap=90.0 / 7.5 + 1.0, process_var=0.3, sink_var=1e-4)
     assert c2[0] == np.float64(c2[0])
     np.testing.assert_allclose([c2[0], b2[0]], [nc, nb], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose([q00[0], q01[0], q11[0]], [max(P[0, 0], 1e-9), P[0, 1],
