@@ -66,15 +66,13 @@ class ReplayResult:
 
 def load_network(net_file: Path, layout: DetectorLayout | None = None) -> CompiledNetwork:
     """Compile a SUMO network with the harness's virtual detectors (the ids counts carry)."""
-    from signalopt.io.sumo_net import read_sumo_net  # noqa: PLC0415
     from signalopt.network import compile_network  # noqa: PLC0415
-    from sim.detectors import place_detectors  # noqa: PLC0415
+    from sim.detectors import instrumented_network  # noqa: PLC0415
 
     if not net_file.is_file():
         msg = f"network file not found: {net_file}"
         raise FileNotFoundError(msg)
-    spec = read_sumo_net(net_file)
-    return compile_network(spec.with_detectors(place_detectors(spec, layout or DetectorLayout())))
+    return compile_network(instrumented_network(net_file, layout or DetectorLayout()))
 
 
 def scan_windows(counts: pd.DataFrame, *, scan_s: float, interval_s: float, begin: float = 0.0,
