@@ -83,9 +83,10 @@ def headroom(summary: pd.DataFrame, *, baseline: str = "fixed") -> pd.DataFrame:
             continue
         for ctrl, c in g.groupby("controller"):
             ok = c[c["mean_delay_s"] <= ref.iloc[0] + 1e-9]["scale"]
+            best = ok.max() if len(ok) else np.nan
             rows.append({"scenario": sc, "demand": dem, "controller": ctrl,
-                         "fixed_delay_at_x1_s": ref.iloc[0],
-                         "max_scale_at_that_delay": ok.max() if len(ok) else np.nan})
+                         "fixed_delay_at_x1_s": ref.iloc[0], "max_scale_at_that_delay": best,
+                         "is_largest_tested": bool(best == c["scale"].max())})
     return pd.DataFrame(rows)
 
 
