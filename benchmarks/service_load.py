@@ -698,7 +698,8 @@ def _schemathesis(ws: Workspace, server: Server, examples: int) -> dict[str, Any
         cmd = [str(exe), "run", f"{server.url}/openapi.json", "-H", f"X-API-Key: {key}",
                "--checks", "not_a_server_error", "-n", str(max(5, examples // 20)),
                "--max-time", "60", "--seed", "1", "--no-shrink"]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False,
+                              cwd=ws.root)  # its .schemathesis/ cache stays in the tmp dir
         results[role] = proc.returncode
     return {"exit_codes": results, "ok": all(v == 0 for v in results.values())}
 

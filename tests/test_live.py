@@ -17,7 +17,8 @@ from service_fixtures import scan_plan, tiny_spec
 from signalopt.live import LiveDriver, engine_scan
 from signalopt.network import CompiledNetwork, compile_network
 from signalopt.plan import PlanLimits, TimingPlan
-from signalopt.store import CountRow, MemoryPlanStore
+from signalopt.store import CountRow
+from signalopt.store_memory import MemoryPlanStore
 
 NET = compile_network(tiny_spec())
 

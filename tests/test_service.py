@@ -15,7 +15,8 @@ from signalopt.errors import StoreError
 from signalopt.network import compile_network
 from signalopt.service import ServiceConfig, create_app
 from signalopt.service_auth import new_key
-from signalopt.store import MemoryPlanStore, SqlPlanStore
+from signalopt.store import SqlPlanStore
+from signalopt.store_memory import MemoryPlanStore
 
 T0 = 10_000.0
 

@@ -16,7 +16,8 @@ import pytest
 from service_fixtures import scan_plan
 
 from signalopt.errors import StoreError
-from signalopt.store import CountRow, MemoryPlanStore, PlanStore, SqlPlanStore
+from signalopt.store import CountRow, PlanStore, SqlPlanStore
+from signalopt.store_memory import MemoryPlanStore
 
 T0 = 1000.0
 

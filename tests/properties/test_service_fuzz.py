@@ -19,7 +19,7 @@ from signalopt.network import compile_network
 from signalopt.plan import PlanLimits, TimingPlan, plan_problems
 from signalopt.service import create_app
 from signalopt.service_auth import new_key
-from signalopt.store import MemoryPlanStore
+from signalopt.store_memory import MemoryPlanStore
 
 NET = compile_network(tiny_spec())
 DETECTORS = list(NET.det_ids)
