@@ -21,7 +21,6 @@ import httpx
 import numpy as np
 
 from scenarios.registry import resolve_scenario
-from signalopt.io.sumo_net import read_sumo_net
 from signalopt.live import LiveDriver, engine_scan
 from signalopt.network import CompiledNetwork, compile_network
 from signalopt.optimize import PlanArrays
@@ -32,7 +31,7 @@ from signalopt.service_auth import ApiKey, new_key
 from signalopt.store import SqlPlanStore
 from sim.apply import PlanApplier
 from sim.controllers import SimContext
-from sim.detectors import DetectorLayout, place_detectors
+from sim.detectors import DetectorLayout, instrumented_network
 from sim.runner import run_simulation
 
 log = logging.getLogger(__name__)
@@ -131,8 +130,7 @@ class ServedAdapters:
 
 def _network(scenario: Any, layout: DetectorLayout) -> CompiledNetwork:
     """The same network (and detector ids) ``run_simulation`` builds for this scenario."""
-    spec = read_sumo_net(scenario.net)
-    return compile_network(spec.with_detectors(place_detectors(spec, layout)))
+    return compile_network(instrumented_network(scenario.net, layout))
 
 
 def _start_server(app: Any, host: str, port: int) -> tuple[Any, threading.Thread]:
