@@ -76,7 +76,7 @@ class EstimatorParams(_Params):
         description="relative std of the model's own bias, shared by all links (calibrated so"
                     " ~95 % of healthy scans fall within 2 std of SUMO's truth)")
     failed_rel_std: float = Field(
-        default=0.6, ge=0,
+        default=0.45, ge=0,
         description="relative std, shared across links, of the vehicles on a link whose"
                     " detectors are all flagged (imputed counts are biased alike)")
     junction_s: float = Field(
