@@ -15,7 +15,8 @@ the cell lying on the next link; vehicles inside junctions ~ stop-line flow x ``
 Every scan (120 s) turning flows are fitted per intersection (``signalopt.turning``) by iterative proportional
 fitting of stop-line lane counts to the entry counts of the outgoing links.
 
-All kernels are ``@njit(cache=True)`` on flat arrays; NaN marks missing data.
+All kernels are ``@njit(cache=True)`` on flat arrays; NaN marks missing data. The static
+arrays they read come from ``signalopt.estimator_model``.
 """
 
 from __future__ import annotations
@@ -28,51 +29,24 @@ from numba import njit
 
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import (
-    KIND_ENTRY, KIND_STOPLINE, KIND_ZONE, DetectorFrame, DetectorModel, QAResult, QAState,
-    build_frame, detector_model, init_qa_state, qa_interval,
+    DetectorFrame,
+    QAResult,
+    QAState,
+    build_frame,
+    init_qa_state,
+    qa_interval,
+)
+from signalopt.estimator_model import (  # noqa: F401  (re-exported)
+    OUT_FREE,
+    OUT_NEXT_ENTRY,
+    OUT_STOPLINE,
+    EstimatorModel,
+    _is_uturn,
+    estimator_model,
 )
 from signalopt.io.counts import CountsTable
 from signalopt.network import CompiledNetwork
 from signalopt.turning import fit_turning, prior_shares, turning_ratios
-
-OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE = 0, 1, 2
-
-
-class EstimatorModel(NamedTuple):
-    """Static arrays of the estimator, compiled once per network (see ``estimator_model``)."""
-
-    det: DetectorModel
-    link_len: np.ndarray
-    link_lanes: np.ndarray
-    link_storage: np.ndarray
-    link_speed: np.ndarray
-    entry_pos: np.ndarray  # (n_links,) mean entry-loop position, 0 if none
-    exit_pos: np.ndarray  # stop-line position, or length + next entry_pos, or length
-    out_kind: np.ndarray  # OUT_* per link
-    in_indptr: np.ndarray  # CSR link -> entry loops on it
-    in_det: np.ndarray
-    out_indptr: np.ndarray  # CSR link -> detectors of its exit cross-section
-    out_det: np.ndarray
-    out_w: np.ndarray  # weight of each (shared successor entry loop)
-    succ_indptr: np.ndarray  # CSR link -> successor links (for OUT_NEXT_ENTRY)
-    succ: np.ndarray
-    succ_w: np.ndarray
-    zone_indptr: np.ndarray  # CSR link -> zone detectors on it
-    zone_det: np.ndarray
-    zone_start: np.ndarray  # (n_det,) zone start/end (m from link start); loops: pos/pos
-    zone_end: np.ndarray
-    lane_link: np.ndarray  # approach lanes (unique (link, lane) of lane_mov rows)
-    lane_lane: np.ndarray
-    lane_stop: np.ndarray  # stop-line detector of the approach lane, -1 if none
-    lane_zone: np.ndarray  # zone detector of the approach lane, -1 if none
-    row_lane: np.ndarray  # lane_mov row -> approach lane index
-    row_mov: np.ndarray
-    mov_from: np.ndarray
-    mov_to: np.ndarray
-    mov_int: np.ndarray
-    n_int: int
-    meas_link: np.ndarray  # (link, detector) pairs: every detector a link's estimate uses
-    meas_det: np.ndarray
 
 
 class EstimatorState(NamedTuple):
@@ -116,91 +90,6 @@ class Estimate(NamedTuple):
     lane_lane: np.ndarray  # (n_lanes,) lane index (0 = rightmost) of each approach lane
     mov_queue: np.ndarray  # (n_mov,) queued vehicles waiting for each movement
     detector_flags: np.ndarray  # (n_det,) OR of QA flags over the scan (0 = healthy)
-
-
-def _csr(groups: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
-    indptr = np.zeros(len(groups) + 1, dtype=np.int64)
-    indptr[1:] = np.cumsum([len(g) for g in groups])
-    return indptr, np.array([x for g in groups for x in g], dtype=np.int64)
-
-
-def _link_detectors(net: CompiledNetwork) -> tuple[list[list[int]], list[list[int]], list[list[int]]]:
-    """Entry loops, stop-line loops and zones of each link."""
-    groups: tuple[list[list[int]], ...] = tuple([[] for _ in range(net.n_links)] for _ in range(3))
-    for d in range(net.n_detectors):
-        groups[int(net.det_kind[d])][int(net.det_link[d])].append(d)
-    return groups
-
-
-def _is_uturn(net: CompiledNetwork, succs: list[list[int]], link: int, nxt: int) -> bool:
-    """``nxt`` leads back to where ``link`` came from (directly or via one pass-through node)."""
-    origin, end = int(net.link_from_node[link]), int(net.link_to_node[nxt])
-    if end == origin:
-        return True
-    return len(succs[end]) == 1 and int(net.link_to_node[succs[end][0]]) == origin
-
-
-def estimator_model(net: CompiledNetwork) -> EstimatorModel:
-    """Compile the estimator's view of ``net``: cells, cross-sections, approach lanes."""
-    n = net.n_links
-    entry, stop, zone = _link_detectors(net)
-    entry_pos = np.array([net.det_pos[g].mean() if g else 0.0 for g in entry])
-    preds: list[list[int]] = [[] for _ in range(len(net.node_ids))]
-    succs: list[list[int]] = [[] for _ in range(len(net.node_ids))]
-    for link in range(n):
-        preds[int(net.link_to_node[link])].append(link)
-        succs[int(net.link_from_node[link])].append(link)
-    out_kind = np.full(n, OUT_FREE, dtype=np.int64)
-    exit_pos = np.asarray(net.link_length, dtype=np.float64).copy()
-    out_g: list[list[int]] = [[] for _ in range(n)]
-    out_w: list[list[float]] = [[] for _ in range(n)]
-    succ_g: list[list[int]] = [[] for _ in range(n)]
-    succ_w: list[list[float]] = [[] for _ in range(n)]
-    for link in range(n):
-        node = int(net.link_to_node[link])
-        nxt = [s for s in succs[node] if not _is_uturn(net, succs, link, s)]
-        if stop[link]:
-            out_kind[link], out_g[link] = OUT_STOPLINE, stop[link]
-            out_w[link] = [1.0] * len(stop[link])
-            exit_pos[link] = float(net.det_pos[stop[link]].mean())
-        elif nxt and all(entry[s] for s in nxt):
-            out_kind[link] = OUT_NEXT_ENTRY
-            w = 1.0 / max(1, len(preds[node]))
-            succ_g[link], succ_w[link] = nxt, [w] * len(nxt)
-            out_g[link] = [d for s in nxt for d in entry[s]]
-            out_w[link] = [w] * len(out_g[link])
-            exit_pos[link] += float(np.mean(entry_pos[nxt]))
-    lanes = sorted({(int(a), int(b)) for a, b in zip(net.lane_mov_link, net.lane_mov_lane, strict=True)})
-    lane_index = {k: i for i, k in enumerate(lanes)}
-    by_lane = {(int(net.det_link[d]), int(net.det_lane[d]), int(net.det_kind[d])): d
-               for d in range(net.n_detectors)}
-    z_start = np.asarray(net.det_pos, dtype=np.float64).copy()
-    z_end = z_start + np.asarray(net.det_length, dtype=np.float64)
-    ii = lambda g: _csr(g)  # noqa: E731
-    meas = [(k, sorted({*entry[k], *out_g[k], *zone[k]})) for k in range(n)]
-    return EstimatorModel(
-        det=detector_model(net), link_len=np.asarray(net.link_length, dtype=np.float64),
-        link_lanes=np.asarray(net.link_lanes, dtype=np.float64),
-        link_storage=np.asarray(net.link_storage, dtype=np.float64),
-        link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
-        exit_pos=exit_pos, out_kind=out_kind, in_indptr=ii(entry)[0], in_det=ii(entry)[1],
-        out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
-        out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
-        succ_indptr=ii(succ_g)[0], succ=ii(succ_g)[1],
-        succ_w=np.array([w for g in succ_w for w in g], dtype=np.float64),
-        zone_indptr=ii(zone)[0], zone_det=ii(zone)[1], zone_start=z_start, zone_end=z_end,
-        lane_link=np.array([a for a, _ in lanes], dtype=np.int64),
-        lane_lane=np.array([b for _, b in lanes], dtype=np.int64),
-        lane_stop=np.array([by_lane.get((a, b, KIND_STOPLINE), -1) for a, b in lanes], dtype=np.int64),
-        lane_zone=np.array([by_lane.get((a, b, KIND_ZONE), -1) for a, b in lanes], dtype=np.int64),
-        row_lane=np.array([lane_index[(int(a), int(b))] for a, b in
-                           zip(net.lane_mov_link, net.lane_mov_lane, strict=True)], dtype=np.int64),
-        row_mov=np.asarray(net.lane_mov_mov, dtype=np.int64),
-        mov_from=np.asarray(net.mov_from, dtype=np.int64), mov_to=np.asarray(net.mov_to, dtype=np.int64),
-        mov_int=np.asarray(net.mov_int, dtype=np.int64), n_int=net.n_intersections,
-        meas_link=np.array([k for g in meas for k in [g[0]] * len(g[1])], dtype=np.int64),
-        meas_det=np.array([d for g in meas for d in g[1]], dtype=np.int64),
-    )
 
 
 @njit(cache=True)
