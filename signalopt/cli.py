@@ -87,7 +87,7 @@ def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, dem
     from sim.compare import markdown_table, plan_tasks, run_compare  # noqa: PLC0415
     from sim.controllers import CONTROLLERS  # noqa: PLC0415
 
-    unknown = [c for c in controllers if c not in CONTROLLERS]
+    unknown = [c for c in controllers if c.partition("[")[0] not in CONTROLLERS]
     if unknown:
         raise _fail(ValueError(f"unknown controller(s) {unknown}; choose from {sorted(CONTROLLERS)}"))
     try:

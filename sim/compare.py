@@ -30,15 +30,34 @@ def plan_tasks(
     for seed in seeds:
         spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
         for ctrl in controllers:
-            key = RunKey(scenario=spec.name, controller=ctrl, seed=seed, demand=spec.demand,
-                         scale=scale, duration=spec.duration)
+            name, params = parse_controller(ctrl)
+            key = RunKey(scenario=spec.name, controller=name, seed=seed, demand=spec.demand,
+                         scale=scale, duration=spec.duration, params=params)
             tasks.append(RunTask(key=key, scenario=spec, backend=backend, out_dir=out_dir))
     return tasks
 
 
+def parse_controller(text: str) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """``name`` or ``name[key=value+key=value]`` -> (name, params); numbers become floats."""
+    name, _, rest = text.partition("[")
+    params = []
+    for item in filter(None, rest.rstrip("]").split("+")):
+        key, sep, value = item.partition("=")
+        if not sep:
+            msg = f"controller parameter {item!r} in {text!r} must be key=value"
+            raise ValueError(msg)
+        try:
+            params.append((key, float(value)))
+        except ValueError:
+            params.append((key, value))
+    return name, tuple(params)
+
+
 def summarize_runs(runs: pd.DataFrame, *, baseline: str = "fixed") -> pd.DataFrame:
     """Per controller: mean and min-max of the headline metrics over seeds, change vs baseline."""
-    ok = runs[runs["error"] == ""]
+    ok = runs[runs["error"] == ""].copy()
+    if "variant" in ok:  # controllers run with parameters are reported apart
+        ok["controller"] = ok["variant"].fillna(ok["controller"])
     rows = []
     base = ok.loc[ok["controller"] == baseline, "mean_delay_s"].mean() if baseline in set(ok["controller"]) else None
     base_tt = ok.loc[ok["controller"] == baseline, "mean_travel_time_s"].mean() if base is not None else None

@@ -256,9 +256,9 @@ class Signalopt(FixedTime):
         from signalopt.scan import ScanConfig  # noqa: PLC0415
 
         config = config or ScanConfig()
-        if optimizer:
-            config = config.model_copy(update={
-                "optimizer": config.optimizer.model_copy(update=optimizer)})
+        if optimizer:  # validated: an unknown or ill-typed parameter is an error here
+            merged = type(config.optimizer).model_validate({**config.optimizer.model_dump(), **optimizer})
+            config = config.model_copy(update={"optimizer": merged})
         self.config = config
         self.local_step_s, self.downstream_free = local_step_s, downstream_free
         self.scans: list[dict[str, float]] = []

@@ -27,6 +27,13 @@ class RunKey:
     params: tuple[tuple[str, Any], ...] = field(default=())
 
     @property
+    def variant(self) -> str:
+        """Controller name with its non-default parameters, e.g. ``signalopt[local_control=fixed]``."""
+        if not self.params:
+            return self.controller
+        return f"{self.controller}[{','.join(f'{k}={v}' for k, v in self.params)}]"
+
+    @property
     def slug(self) -> str:
         extra = "".join(f"-{k}{v}" for k, v in self.params)
         return (f"{self.scenario}-{self.demand}-x{self.scale:g}-{self.controller}{extra}"
@@ -56,7 +63,7 @@ def run_task(task: RunTask, progress_q: Any = None) -> dict[str, Any]:
         if task.out_dir is not None:
             result.write(task.out_dir / task.key.slug)
         metrics = {k: v for k, v in result.metrics.items() if k != "definitions"}
-        return {**metrics, "key": task.key.slug, "error": ""}
+        return {**metrics, "key": task.key.slug, "variant": task.key.variant, "error": ""}
     except Exception as exc:
         return {"key": task.key.slug, "controller": task.key.controller, "seed": task.key.seed,
                 "scenario": task.key.scenario, "error": f"{type(exc).__name__}: {exc}",
