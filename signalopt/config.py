@@ -112,6 +112,6 @@ class OptimizerParams(_Params):
         default="pressure",
         description="how the local controller runs the plan: fixed-time, gap actuation within"
                     " [min_dur, max_dur], or pressure-driven phase choice within those bounds")
-    act_min_frac: float = Field(default=0.0, ge=0, le=1,
+    act_min_frac: float = Field(default=0.5, ge=0, le=1,
                                 description="min_dur = max(min green, frac x green)")
     act_max_frac: float = Field(default=2.0, ge=1, description="max_dur = frac x green")
