@@ -175,6 +175,8 @@ class CompiledNetwork:
     link_storage: np.ndarray  # vehicles the link holds at jam density
     link_from_node: np.ndarray  # node indices
     link_to_node: np.ndarray
+    link_next: np.ndarray  # the only onward link (U-turns aside) at the link's end, else -1
+    link_prev: np.ndarray  # the only link feeding it (U-turns aside), else -1
     node_ids: tuple[str, ...]
     # movements
     mov_from: np.ndarray
@@ -284,6 +286,9 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
             lm_lane.append(lane)
             lm_mov.append(k)
 
+    from_node = np.array([node_index[x.from_node] for x in spec.links], dtype=np.int64)
+    to_node = np.array([node_index[x.to_node] for x in spec.links], dtype=np.int64)
+    link_next, link_prev = _single_neighbours(from_node, to_node)
     det_ids = tuple(d.id for d in spec.detectors)
     return CompiledNetwork(
         spec=spec,
@@ -295,8 +300,10 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
         link_storage=_frozen(
             np.array([x.length * x.lanes / JAM_SPACING_M for x in spec.links], dtype=np.float64)
         ),
-        link_from_node=_frozen(np.array([node_index[x.from_node] for x in spec.links], dtype=np.int64)),
-        link_to_node=_frozen(np.array([node_index[x.to_node] for x in spec.links], dtype=np.int64)),
+        link_from_node=_frozen(from_node),
+        link_to_node=_frozen(to_node),
+        link_next=_frozen(link_next),
+        link_prev=_frozen(link_prev),
         node_ids=node_ids,
         mov_from=_frozen(mov_from),
         mov_to=_frozen(mov_to),
@@ -328,6 +335,21 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
             np.array([DETECTOR_KINDS.index(d.kind) for d in spec.detectors], dtype=np.int64)
         ),
     )
+
+
+def _single_neighbours(from_node: np.ndarray, to_node: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per link, its only successor and only predecessor ignoring U-turns (-1 if none or many):
+    how a road continues through a pass-through node such as the start of a turn bay."""
+    n_nodes = int(max(from_node.max(), to_node.max())) + 1 if from_node.size else 0
+    leaving, entering = _group(from_node, n_nodes), _group(to_node, n_nodes)
+    nxt = np.full(from_node.size, -1, dtype=np.int64)
+    prv = np.full(from_node.size, -1, dtype=np.int64)
+    for k in range(from_node.size):
+        onward = [j for j in leaving[to_node[k]] if to_node[j] != from_node[k]]
+        feeding = [j for j in entering[from_node[k]] if from_node[j] != to_node[k]]
+        nxt[k] = onward[0] if len(onward) == 1 else -1
+        prv[k] = feeding[0] if len(feeding) == 1 else -1
+    return nxt, prv
 
 
 def _group(keys: np.ndarray, n: int) -> list[list[int]]:

@@ -334,27 +334,22 @@ def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
 
 
 def _upstream_chain(net: CompiledNetwork, link: int, max_hops: int = 4) -> list[int]:
-    """Links feeding approach ``link`` through unsignalised nodes (not ``link`` itself)."""
+    """Links feeding approach ``link`` through pass-through nodes (not ``link`` itself)."""
     out: list[int] = []
-    while len(out) < max_hops:
-        prev = [k for k in range(net.n_links) if net.link_to_node[k] == net.link_from_node[link]
-                and net.link_from_node[k] != net.link_to_node[link]]
-        if len(prev) != 1 or net.link_mov_indptr[prev[0]] != net.link_mov_indptr[prev[0] + 1]:
-            break
-        link = prev[0]
-        out.append(link)
+    prev = int(net.link_prev[link])
+    while prev >= 0 and net.link_mov_indptr[prev] == net.link_mov_indptr[prev + 1] and len(out) < max_hops:
+        out.append(prev)
+        prev = int(net.link_prev[prev])
     return out
 
 
 def _downstream_chain(net: CompiledNetwork, link: int, max_hops: int = 4) -> list[int]:
-    """``link`` and the links continuing it through unsignalised nodes to the next stop line."""
+    """``link`` and the links continuing it through pass-through nodes to the next stop line."""
     out = [link]
     while net.link_mov_indptr[link] == net.link_mov_indptr[link + 1] and len(out) <= max_hops:
-        nxt = [k for k in range(net.n_links) if net.link_from_node[k] == net.link_to_node[link]
-               and net.link_to_node[k] != net.link_from_node[link]]
-        if len(nxt) != 1:
+        link = int(net.link_next[link])
+        if link < 0:
             break
-        link = nxt[0]
         out.append(link)
     return out
 

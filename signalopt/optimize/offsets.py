@@ -31,17 +31,8 @@ class Corridors(NamedTuple):
     approach_mov: np.ndarray
 
 
-def _successor(net: CompiledNetwork, link: int, out_links: list[list[int]]) -> int:
-    """The single onward link after an unsignalised node (not the U-turn), or -1."""
-    nxt = [k for k in out_links[net.link_to_node[link]] if net.link_to_node[k] != net.link_from_node[link]]
-    return nxt[0] if len(nxt) == 1 else -1
-
-
 def corridor_graph(net: CompiledNetwork, max_hops: int = 8) -> Corridors:
     """Build the intersection-to-intersection corridors once per network."""
-    out_links: list[list[int]] = [[] for _ in range(len(net.node_ids))]
-    for k, node in enumerate(net.link_from_node.tolist()):
-        out_links[node].append(k)
     has_movs = np.diff(net.link_mov_indptr) > 0
     feeders: dict[tuple[int, int], list[int]] = {}
     info: dict[tuple[int, int], tuple[int, float]] = {}
@@ -49,7 +40,7 @@ def corridor_graph(net: CompiledNetwork, max_hops: int = 8) -> Corridors:
         link, travel, hops = int(net.mov_to[m]), 0.0, 0
         while not has_movs[link] and hops < max_hops:
             travel += net.link_length[link] / net.link_speed[link]
-            link = _successor(net, link, out_links)
+            link = int(net.link_next[link])
             hops += 1
             if link < 0:
                 break
