@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.compare import markdown_table, plan_tasks, run_compare
+from sim.compare import markdown_table, plan_tasks, run_compare, summarize_runs
 
 CONTROLLERS = "fixed,actuated,maxpressure,signalopt"
 
@@ -39,8 +39,23 @@ def plan_change_stats(runs_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def tables_from(dirs: list[Path]) -> str:
+    """Re-tabulate earlier runs (their control.csv), e.g. baselines and a re-run of signalopt
+    after an engine change: runs of the same case are pooled, later folders win per key."""
+    runs = pd.concat([pd.read_csv(d / "control.csv", keep_default_na=False) for d in dirs],
+                     ignore_index=True).drop_duplicates("key", keep="last")
+    for col in ("mean_delay_s", "mean_travel_time_s", "throughput_veh_h", "teleports", "not_inserted"):
+        runs[col] = pd.to_numeric(runs[col])
+    out = []
+    for case, g in runs.groupby("case", sort=False):
+        seeds = ",".join(str(x) for x in sorted(set(g["seed"])))
+        out.append(f"## {case} — seeds {seeds}, {len(g)} runs\n\n{markdown_table(summarize_runs(g))}\n")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tables", type=Path, nargs="+", help="only re-tabulate these result folders")
     ap.add_argument("--cases", default="pilot128:peak", help="scenario[:demand],...")
     ap.add_argument("--controllers", default=CONTROLLERS)
     ap.add_argument("--seeds", default="42,43,44")
@@ -48,6 +63,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("results/control"))
     args = ap.parse_args()
+    if args.tables:
+        print(tables_from(args.tables))
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     controllers = args.controllers.split(",")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,8 @@ def summarize_runs(runs: pd.DataFrame, *, baseline: str = "fixed") -> pd.DataFra
     """Per controller: mean and min-max of the headline metrics over seeds, change vs baseline."""
     ok = runs[runs["error"] == ""].copy()
     if "variant" in ok:  # controllers run with parameters are reported apart
-        ok["controller"] = ok["variant"].fillna(ok["controller"])
+        named = ok["variant"].notna() & (ok["variant"] != "")
+        ok["controller"] = ok["variant"].where(named, ok["controller"])
     rows = []
     base = ok.loc[ok["controller"] == baseline, "mean_delay_s"].mean() if baseline in set(ok["controller"]) else None
     base_tt = ok.loc[ok["controller"] == baseline, "mean_travel_time_s"].mean() if base is not None else None
