@@ -159,11 +159,28 @@ def stage_scan(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable
     return call, 0
 
 
+def stage_scan_arrays(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
+    """A whole scan from dense arrays (a live feed): estimate (4 intervals) + optimize + validate."""
+    from signalopt.detectors import DetectorFrame  # noqa: PLC0415
+    from signalopt.scan import ScanConfig, initial_scan_state, run_scan  # noqa: PLC0415
+
+    count = rng.integers(0, 10, (4, net.n_detectors)).astype(np.float64)
+    frame = DetectorFrame(np.array([0.0, 30.0, 60.0, 90.0]), count, count * 1.5,
+                          np.where(count > 0, 10.0, np.nan))
+    config = ScanConfig()
+    state = initial_scan_state(net)
+
+    def call() -> object:
+        return run_scan(net, frame, state, config, t=120.0)
+    return call, 0
+
+
 STAGES: dict[str, Callable[[CompiledNetwork, np.random.Generator], tuple[Callable[[], object], int]]] = {
     "estimate_update": stage_estimate,
     "optimize": stage_optimize,
     "validate": stage_validate,
     "scan_total": stage_scan,
+    "scan_arrays": stage_scan_arrays,
 }
 
 

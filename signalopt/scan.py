@@ -16,6 +16,7 @@ from pydantic import Field
 
 from signalopt import estimate
 from signalopt.config import EstimatorParams, OptimizerParams, QAParams, _Params
+from signalopt.detectors import DetectorFrame
 from signalopt.errors import CountsError
 from signalopt.network import CompiledNetwork
 from signalopt.optimize import OptimizerState, PlanArrays, initial_state, optimize
@@ -77,14 +78,18 @@ def initial_scan_state(net: CompiledNetwork) -> ScanState:
 
 def run_scan(
     net: CompiledNetwork,
-    counts: pd.DataFrame,
+    counts: pd.DataFrame | DetectorFrame,
     state: ScanState,
     config: ScanConfig,
     *,
     t: float,
     frozen: np.ndarray | None = None,
 ) -> ScanResult:
-    """Run one scan over the detector intervals received since the previous one."""
+    """Run one scan over the detector intervals received since the previous one.
+
+    ``counts`` is an accepted counts table, or the same data already as dense arrays
+    (``DetectorFrame``, what a live feed keeps) so the scan does no string matching.
+    """
     t0 = time.perf_counter()
     # 1. QA, imputation and in-transit estimate from the new intervals (detector data only)
     ests, est_state = estimate.run_estimator(counts, net, config.estimator, state.estimator,

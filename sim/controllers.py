@@ -269,7 +269,8 @@ class Signalopt(FixedTime):
 
         opt = self.config.optimizer
         self._state = initial_scan_state(ctx.net)
-        self._buffer: list[pd.DataFrame] = []
+        self._buffer: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._order: np.ndarray | None = None  # reader's detector order -> network order
         self._next_scan = ctx.begin + self.config.scan_s
         self._local: MaxPressure | None = None
         self._applier: PlanApplier | None = None
@@ -284,7 +285,15 @@ class Signalopt(FixedTime):
                                         min_green=opt.min_green_s)
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
-        self._buffer.append(pd.DataFrame(counts))
+        # the same rows a field system would send, kept as arrays in the network's detector order
+        # (the scan takes a DetectorFrame; string ids are matched once, not every interval)
+        if self._order is None:
+            self._order = np.array([ctx.net.det_index[d] for d in counts["detector_id"]], dtype=np.int64)
+        n = ctx.net.n_detectors
+        cols = [np.full(n, np.nan) for _ in range(3)]
+        for arr, name in zip(cols, ("count", "occupancy", "speed"), strict=True):
+            arr[self._order] = counts[name]
+        self._buffer.append((float(counts["interval_start"][0]), *cols))
 
     def on_step(self, ctx: SimContext, t: float) -> None:
         if t >= self._next_scan - 1e-9 and self._buffer:
@@ -297,7 +306,10 @@ class Signalopt(FixedTime):
     def _scan(self, ctx: SimContext, t: float) -> None:
         from signalopt.scan import run_scan  # noqa: PLC0415
 
-        counts = pd.concat(self._buffer, ignore_index=True)
+        from signalopt.detectors import DetectorFrame  # noqa: PLC0415
+
+        times, count, occ, speed = zip(*self._buffer, strict=True)
+        counts = DetectorFrame(np.array(times), np.vstack(count), np.vstack(occ), np.vstack(speed))
         self._buffer = []
         prev = self._state.optimizer.plan
         result = run_scan(ctx.net, counts, self._state, self.config, t=t)
