@@ -41,7 +41,31 @@ _EXPORTS: dict[str, str] = {
     "ScanResult": "signalopt.scan",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "__version__",
+    "CompiledNetwork",
+    "CountsError",
+    "EstimatorParams",
+    "InputError",
+    "NetworkError",
+    "NetworkSpec",
+    "OptimizerParams",
+    "PlanInvariantError",
+    "PlanLimits",
+    "QAParams",
+    "ScanConfig",
+    "ScanResult",
+    "ScenarioError",
+    "SignaloptError",
+    "StoreError",
+    "TimingPlan",
+    "check_plans",
+    "compile_network",
+    "initial_scan_state",
+    "optimize",
+    "read_sumo_net",
+    "run_scan",
+]
 
 
 def __getattr__(name: str) -> Any:

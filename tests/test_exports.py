@@ -35,3 +35,8 @@ def test_engine_never_imports_sim() -> None:
         if (top_level if p.name in edges else anywhere).search(p.read_text())
     ]
     assert offenders == []
+
+
+def test_all_matches_lazy_table() -> None:
+    """``__all__`` lists exactly the lazily exported names (plus the version)."""
+    assert sorted(signalopt.__all__) == sorted(["__version__", *signalopt._EXPORTS])
