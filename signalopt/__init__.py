@@ -42,7 +42,6 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
-    "__version__",
     "CompiledNetwork",
     "CountsError",
     "EstimatorParams",
@@ -59,6 +58,7 @@ __all__ = [
     "SignaloptError",
     "StoreError",
     "TimingPlan",
+    "__version__",
     "check_plans",
     "compile_network",
     "initial_scan_state",

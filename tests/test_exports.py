@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
+
 import pytest
 
 import signalopt
@@ -23,9 +26,6 @@ def test_engine_never_imports_sim() -> None:
     The command-line edges (cli.py, serve_cmd.py) start simulations, so they may import sim/
     lazily inside a command, never at module level.
     """
-    import pathlib
-    import re
-
     root = pathlib.Path(signalopt.__file__).parent
     anywhere = re.compile(r"^\s*(from|import)\s+(sim|libsumo|traci)\b", re.MULTILINE)
     top_level = re.compile(r"^(from|import)\s+(sim|libsumo|traci)\b", re.MULTILINE)
