@@ -112,7 +112,7 @@ def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, dem
                 err_console.print(f"[red]run {res['key']} failed:[/] {res['error']}")
 
         runs, summary = run_compare(tasks, out, workers=workers, on_progress=on_progress, on_done=on_done)
-    console.print(markdown_table(summary))
+    console.print(markdown_table(summary), markup=False, soft_wrap=True)
     console.print(f"wrote {out / 'compare.csv'}, {out / 'compare.md'}, {out / 'compare.png'}")
     if (runs["error"] != "").any():
         raise typer.Exit(code=1)
