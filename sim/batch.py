@@ -238,8 +238,9 @@ def write_part(runs_dir: Path, row: dict[str, Any]) -> Path:
     return final
 
 
-def read_results(out: Path) -> pd.DataFrame:
+def read_results(out: Path | str) -> pd.DataFrame:
     """All runs of a batch folder (or a runs/ folder) as one frame, one row per run key."""
+    out = Path(out)
     runs_dir = out / "runs" if (out / "runs").is_dir() else out
     if not runs_dir.is_dir():
         msg = f"no batch results at {out} (expected {out / 'runs'}/*.parquet)"
