@@ -115,3 +115,6 @@ class OptimizerParams(_Params):
     act_min_frac: float = Field(default=0.5, ge=0, le=1,
                                 description="min_dur = max(min green, frac x green)")
     act_max_frac: float = Field(default=2.0, ge=1, description="max_dur = frac x green")
+    act_min_sat_y: float = Field(default=0.7, ge=0,
+                                 description="the min_dur floor applies where the flow ratios"
+                                             " sum to at least this (near capacity)")

@@ -100,8 +100,19 @@ def test_frozen_intersection_keeps_its_plan() -> None:
 def test_actuation_bounds_contain_green() -> None:
     net = one_cross()
     params = ISOLATED.model_copy(update={"local_control": "actuated", "act_min_frac": 0.6,
-                                         "act_max_frac": 1.5})
+                                         "act_max_frac": 1.5, "act_min_sat_y": 0.0})
     plan, _ = optimize(net, np.array([600.0, 300.0]), np.zeros(2), initial_state(net), params)
     assert (plan.min_dur <= plan.duration).all() and (plan.duration <= plan.max_dur).all()
     assert plan.min_dur[0] == pytest.approx(0.6 * 23) and plan.max_dur[0] == pytest.approx(1.5 * 23)
     assert plan.min_dur[1] == plan.max_dur[1] == 3  # clearances fixed
+
+
+def test_min_green_floor_only_near_capacity() -> None:
+    """Y = 1/3 + 1/6 = 0.5 is far from capacity: greens may gap out at the 5 s minimum.
+    At 1200 + 600 veh/h, Y = 1.0 >= 0.8: the floor is half the plan green."""
+    net = one_cross()
+    params = ISOLATED.model_copy(update={"local_control": "pressure", "act_min_frac": 0.5})
+    light, _ = optimize(net, np.array([600.0, 300.0]), np.zeros(2), initial_state(net), params)
+    assert light.min_dur[0] == light.min_dur[2] == 5.0
+    heavy, _ = optimize(net, np.array([1200.0, 600.0]), np.zeros(2), initial_state(net), params)
+    np.testing.assert_allclose(heavy.min_dur[[0, 2]], 0.5 * heavy.duration[[0, 2]])

@@ -102,9 +102,12 @@ def optimize(
         offsets = np.zeros_like(cycles)
     # 6. bounds for local actuation inside the plan
     local = params.local_control != "fixed"
+    y_sum = np.add.reduceat(np.where(net.phase_is_green, y, 0.0), net.int_phase_indptr[:-1]) \
+        if cycles.size else cycles
     lo, hi = actuation_bounds(net, durations, min_green=min_green,
                               min_frac=params.act_min_frac if local else 1.0,
-                              max_frac=params.act_max_frac if local else 1.0)
+                              max_frac=params.act_max_frac if local else 1.0,
+                              saturated=y_sum >= params.act_min_sat_y if local else None)
     plan = PlanArrays(cycles, offsets % np.maximum(cycles, 1e-9), durations, lo, hi, y)
     if frozen is not None and prev is not None and frozen.any():
         plan = _keep_frozen(net, plan, prev, frozen)
