@@ -25,7 +25,13 @@ import pandas as pd
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import DetectorFrame, build_frame
 from signalopt.estimate import (
-    Estimate, EstimatorModel, _is_uturn, _kalman, _link_inputs, estimator_model, run_estimator,
+    Estimate,
+    EstimatorModel,
+    _is_uturn,
+    _kalman,
+    _link_inputs,
+    estimator_model,
+    run_estimator,
 )
 from signalopt.network import CompiledNetwork, compile_network
 

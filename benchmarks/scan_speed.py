@@ -26,8 +26,14 @@ import pandas as pd
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.estimate import estimator_model, init_state, step
 from signalopt.network import (
-    CompiledNetwork, DetectorSpec, IntersectionSpec, LinkSpec, MovementSpec, NetworkSpec,
-    PhaseSpec, compile_network,
+    CompiledNetwork,
+    DetectorSpec,
+    IntersectionSpec,
+    LinkSpec,
+    MovementSpec,
+    NetworkSpec,
+    PhaseSpec,
+    compile_network,
 )
 
 SIZES = (128, 1_300, 10_000, 100_000)

@@ -177,7 +177,7 @@ def run_qa(
 
 @njit(cache=True)
 def _own_flags(c, o, v, kind, vmax, last_c, last_o, run, T, max_flow, stuck_n, veh_len,
-               occ_ratio):  # noqa: ANN001, ANN202, PLR0913
+               occ_ratio):
     """Flags a detector earns from its own value; returns (flags, new run length)."""
     if np.isnan(c):
         return NO_DATA, 0
@@ -195,9 +195,7 @@ def _own_flags(c, o, v, kind, vmax, last_c, last_o, run, T, max_flow, stuck_n, v
     if is_loop and o == o and o >= 99.9 and v == v and v > 5.0:
         f |= IMPLAUSIBLE
     if is_loop and o == o:
-        if c == 0 and v == v:
-            f |= INCONSISTENT
-        elif c >= 3 and o == 0.0:
+        if (c == 0 and v == v) or (c >= 3 and o == 0.0):
             f |= INCONSISTENT
         elif c >= 3 and v == v and v > 0.5:  # too little occupancy for this many vehicles
             expect = 100.0 * c * veh_len / (v * T)
@@ -209,7 +207,7 @@ def _own_flags(c, o, v, kind, vmax, last_c, last_o, run, T, max_flow, stuck_n, v
 
 
 @njit(cache=True)
-def _group_share(d, g, group_indptr, group_det, ok, values, hist):  # noqa: ANN001, ANN202
+def _group_share(d, g, group_indptr, group_det, ok, values, hist):
     """Sum of the healthy same-group values scaled by ``d``'s historical share (NaN if none)."""
     tot, share_ok, share_d, n_ok, n = 0.0, 0.0, 0.0, 0, 0
     for j in range(group_indptr[g], group_indptr[g + 1]):
@@ -233,7 +231,7 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist):  # noqa: ANN0
 @njit(cache=True)
 def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, vmax,
              last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
-             chatter_ratio, chatter_min, veh_len, occ_ratio, w):  # noqa: ANN001, ANN202, PLR0913
+             chatter_ratio, chatter_min, veh_len, occ_ratio, w):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
     n = count.shape[0]
     flags = np.zeros(n, dtype=np.uint8)
@@ -263,7 +261,7 @@ def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, v
 
 @njit(cache=True)
 def _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, flags, ok,
-            new_run, new_zero, hist_c, hist_o, w):  # noqa: ANN001, ANN202, PLR0913
+            new_run, new_zero, hist_c, hist_o, w):
     """Replace flagged values from partner, same-kind siblings or history; update history."""
     n = count.shape[0]
     c_out, var, o_out = count.copy(), np.zeros(n), occ.copy()

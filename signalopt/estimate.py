@@ -93,7 +93,7 @@ class Estimate(NamedTuple):
 
 
 @njit(cache=True)
-def _density(o, veh_len, jam):  # noqa: ANN001, ANN202
+def _density(o, veh_len, jam):
     """Vehicles per metre of one lane from an occupancy percentage (capped at jam density)."""
     if not o == o or o <= 0.0:
         return 0.0
@@ -104,7 +104,7 @@ def _density(o, veh_len, jam):  # noqa: ANN001, ANN202
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
-                 out_weight, succ_indptr, succ, succ_w):  # noqa: ANN001, ANN202, PLR0913
+                 out_weight, succ_indptr, succ, succ_w):
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
 
     Where a link has zones, its cell is measured piece by piece: zones where they look, the
@@ -165,7 +165,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
 
 @njit(cache=True)
 def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos, exit_pos,
-            link_speed, link_lanes, jam, T, process_var, sink_var):  # noqa: ANN001, ANN202, PLR0913
+            link_speed, link_lanes, jam, T, process_var, sink_var):
     """Conservation predict + measurement update of every cell's (vehicles, loss fraction)."""
     n = cell.shape[0]
     c2, b2 = cell.copy(), beta.copy()
@@ -203,7 +203,7 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos,
 @njit(cache=True)
 def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, out_kind, entry_pos, exit_pos, link_len,
                    link_storage, zone_indptr, zone_det, zone_start, zone_end, succ_indptr, succ,
-                   succ_w, T, junction_s, node_s, loop_rel):  # noqa: ANN001, ANN202, PLR0913
+                   succ_w, T, junction_s, node_s, loop_rel):
     """Vehicles per link (cell + head + tail - part on the next link) and inside junctions."""
     n = cell.shape[0]
     head, tail = np.zeros(n), np.zeros(n)
@@ -234,7 +234,7 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, out_kind, entry_pos, exit_
 
 @njit(cache=True)
 def _lane_queues(occ, speed, lane_link, lane_stop, lane_zone, zone_start, zone_end, link_speed,
-                 link_lanes, veh, veh_len, jam, halt_speed):  # noqa: ANN001, ANN202, PLR0913
+                 link_lanes, veh, veh_len, jam, halt_speed):
     """Queued vehicles per approach lane from its zone (occupancy x halting share) or stop loop."""
     n = lane_link.shape[0]
     q = np.zeros(n)

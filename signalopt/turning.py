@@ -15,7 +15,7 @@ from numba import njit
 
 @njit(cache=True)
 def fit_turning(acc_stop, acc_in, row_lane, row_mov, row_share, mov_from, mov_to, mov_int,
-             lane_link, n_int, n_links, iters, smoothing):  # noqa: ANN001, ANN202, PLR0913
+             lane_link, n_int, n_links, iters, smoothing):
     """Fit movement counts to stop-line lane counts and outgoing entry counts (IPF) per scan.
 
     Start from each lane's count split by the previous shares; alternately scale the rows of
@@ -63,7 +63,7 @@ def fit_turning(acc_stop, acc_in, row_lane, row_mov, row_share, mov_from, mov_to
 
 
 @njit(cache=True)
-def turning_ratios(mov_count, prev_ratio, mov_from, n_links):  # noqa: ANN001, ANN202
+def turning_ratios(mov_count, prev_ratio, mov_from, n_links):
     """Turning ratios from movement counts; a link with no outflow keeps its previous ratios."""
     tot = np.zeros(n_links)
     for m in range(mov_count.shape[0]):

@@ -304,9 +304,8 @@ class Signalopt(FixedTime):
             self._applier.on_step(t)  # type: ignore[union-attr]
 
     def _scan(self, ctx: SimContext, t: float) -> None:
-        from signalopt.scan import run_scan  # noqa: PLC0415
-
         from signalopt.detectors import DetectorFrame  # noqa: PLC0415
+        from signalopt.scan import run_scan  # noqa: PLC0415
 
         times, count, occ, speed = zip(*self._buffer, strict=True)
         counts = DetectorFrame(np.array(times), np.vstack(count), np.vstack(occ), np.vstack(speed))

@@ -10,8 +10,14 @@ from __future__ import annotations
 import pytest
 
 from signalopt.network import (
-    CompiledNetwork, DetectorSpec, IntersectionSpec, LinkSpec, MovementSpec, NetworkSpec,
-    PhaseSpec, compile_network,
+    CompiledNetwork,
+    DetectorSpec,
+    IntersectionSpec,
+    LinkSpec,
+    MovementSpec,
+    NetworkSpec,
+    PhaseSpec,
+    compile_network,
 )
 
 

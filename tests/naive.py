@@ -6,7 +6,7 @@ import numpy as np
 
 
 def naive_kalman(cell, beta, p, u, uv, w, wv, z, zr, *, free_frac=None, free_stay=1.0,
-                 cap=np.inf, process_var=0.0, sink_var=0.0):  # noqa: ANN001, ANN201, PLR0913
+                 cap=np.inf, process_var=0.0, sink_var=0.0):
     """One predict/update of one cell with explicit 2x2 matrices.
 
     x = [N, beta]; predict x' = F x + [u - w, 0] with F = [[a, -u], [0, 1]], where a = 1, or

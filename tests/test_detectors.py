@@ -8,8 +8,20 @@ import pytest
 
 from signalopt.config import QAParams
 from signalopt.detectors import (
-    CHATTER, IMPLAUSIBLE, INCONSISTENT, NO_DATA, SRC_HISTORY, SRC_MEASURED, SRC_PARTNER,
-    SRC_SIBLINGS, STUCK, DetectorFrame, _impute, build_frame, detector_model, run_qa,
+    CHATTER,
+    IMPLAUSIBLE,
+    INCONSISTENT,
+    NO_DATA,
+    SRC_HISTORY,
+    SRC_MEASURED,
+    SRC_PARTNER,
+    SRC_SIBLINGS,
+    STUCK,
+    DetectorFrame,
+    _impute,
+    build_frame,
+    detector_model,
+    run_qa,
 )
 from signalopt.errors import CountsError
 from signalopt.io.counts import load_counts

@@ -9,7 +9,13 @@ import pytest
 from signalopt.config import EstimatorParams
 from signalopt.detectors import DetectorFrame
 from signalopt.estimate import (
-    Estimate, _calibrated_var, _link_inputs, estimate, estimator_model, init_state, run_estimator,
+    Estimate,
+    _calibrated_var,
+    _link_inputs,
+    estimate,
+    estimator_model,
+    init_state,
+    run_estimator,
 )
 from tests.naive import naive_conservation
 

@@ -68,9 +68,9 @@ def test_same_seed_same_metrics(small_grid: ScenarioSpec, controller: str) -> No
     assert a["scheduled"] > 100
 
 
-def test_generators_are_deterministic(tmp_path) -> None:  # noqa: ANN001
+def test_generators_are_deterministic(tmp_path) -> None:
     """Same arguments and seed give byte-identical networks and routes (minus SUMO's header)."""
-    def body(path) -> str:  # noqa: ANN001
+    def body(path) -> str:
         return re.sub(r"<!--.*?-->", "", path.read_text(), flags=re.DOTALL)
 
     outs = []
