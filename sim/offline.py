@@ -17,12 +17,10 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
-from signalopt.errors import CountsError
-from signalopt.io.counts import read_counts
 from signalopt.io.plan_export import plans_to_tllogic, write_plans
 from signalopt.scan import ScanConfig
 from signalopt.timeofday import Period, TimeOfDayPlans, time_of_day_plans
-from sim.replay import load_network
+from sim.replay import load_recorded
 
 
 @dataclass(frozen=True)
@@ -75,18 +73,9 @@ def optimize_offline(
     ``kind`` is the SUMO tlLogic type written: ``static`` (fixed time, the field practice for
     time-of-day plans) or ``actuated`` (gap actuation within the plans' min/max bounds).
     """
-    for path, what in ((network, "network"), (counts, "counts")):
-        if not path.is_file():
-            msg = f"{what} file not found: {path}"
-            raise FileNotFoundError(msg)
-    net = load_network(network)
-    table = read_counts(counts, net)
-    if len(table.rejected):
-        msg = f"{counts}: {len(table.rejected)} row(s) rejected, first: " \
-              f"{table.rejected.iloc[0].to_dict()}"
-        raise CountsError(msg)
+    net, frame = load_recorded(network, counts)
     t0 = time.perf_counter()
-    tod = time_of_day_plans(net, table.frame, config=config, n_levels=n_levels, slot_s=slot_s,
+    tod = time_of_day_plans(net, frame, config=config, n_levels=n_levels, slot_s=slot_s,
                             min_period_s=min_period_s)
     compute_s = time.perf_counter() - t0
     files: dict[str, Path] = {}

@@ -169,17 +169,25 @@ def replay_file(
     on_scan: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
     """Offline replay of a recorded counts file (.csv/.parquet/.json) over a SUMO network."""
-    if not counts_file.is_file():
-        msg = f"counts file not found: {counts_file}"
-        raise FileNotFoundError(msg)
+    net, frame = load_recorded(net_file, counts_file)
+    begin = float(frame["interval_start"].min())
+    return replay_counts(net, frame, config=config, begin=begin, on_scan=on_scan)
+
+
+def load_recorded(net_file: Path, counts_file: Path) -> tuple[CompiledNetwork, pd.DataFrame]:
+    """A network with its virtual detectors and a recorded counts file that must fit it whole
+    (a rejected row is an error here: offline work on partial data would mislead)."""
+    for path, what in ((net_file, "network"), (counts_file, "counts")):
+        if not path.is_file():
+            msg = f"{what} file not found: {path}"
+            raise FileNotFoundError(msg)
     net = load_network(net_file)
     table = read_counts(counts_file, net)
     if len(table.rejected):
         first = table.rejected.iloc[0].to_dict()
         msg = f"{counts_file}: {len(table.rejected)} row(s) rejected, first: {first}"
         raise CountsError(msg)
-    begin = float(table.frame["interval_start"].min())
-    return replay_counts(net, table.frame, config=config, begin=begin, on_scan=on_scan)
+    return net, table.frame
 
 
 def replay_scenario(
