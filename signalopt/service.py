@@ -307,6 +307,15 @@ def _new_plan(ctx: _Ctx, iid: str, template: TimingPlan | EngineerPlanIn,
     )
 
 
+def _stored(ctx: _Ctx, iid: str, version: int) -> Any:
+    """A stored version of a known intersection's plan, or 404 naming both."""
+    ctx.base(iid)
+    rec = ctx.store.get(iid, version)
+    if rec is None:
+        raise HTTPException(404, f"intersection {iid!r} has no plan v{version}")
+    return rec
+
+
 def _publish_one(ctx: _Ctx, plan: TimingPlan, actor: str, action: str,
                  detail: str | None) -> StoredPlanOut:
     ctx.check(plan)
@@ -332,10 +341,7 @@ def _engineer_routes(app: FastAPI) -> None:
               tags=["engineer"], responses=both)
     def approve(iid: str, body: ApproveIn, ctx: Ctx, key: Engineer) -> StoredPlanOut:
         """Approve a pending scan plan (when the live driver runs with approval)."""
-        ctx.base(iid)
-        rec = ctx.store.get(iid, body.version)
-        if rec is None:
-            raise HTTPException(404, f"intersection {iid!r} has no plan v{body.version}")
+        rec = _stored(ctx, iid, body.version)
         if ctx.clock() >= rec.plan.valid_until:
             raise HTTPException(409, f"plan v{body.version} expired; it cannot be approved")
         try:
@@ -350,10 +356,7 @@ def _engineer_routes(app: FastAPI) -> None:
               tags=["engineer"], responses=both)
     def rollback(iid: str, body: RollbackIn, ctx: Ctx, key: Engineer) -> StoredPlanOut:
         """Serve the timing of an earlier version again, as a new version (history stays)."""
-        ctx.base(iid)
-        rec = ctx.store.get(iid, body.version)
-        if rec is None:
-            raise HTTPException(404, f"intersection {iid!r} has no plan v{body.version}")
+        rec = _stored(ctx, iid, body.version)
         plan = _new_plan(ctx, iid, rec.plan, body.valid_for_s)
         return _publish_one(ctx, plan, key.name, "rollback", f"rollback to v{body.version}")
 
