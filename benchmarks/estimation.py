@@ -41,10 +41,16 @@ TARGETS = {"network_mape_%": 3.0, "link_wmape_%": 15.0, "queue_mae_veh": 2.0, "t
 EXTRA = ("segment_wmape_%",)
 
 
+# Bumped whenever the harness's detector readings change, so stale cached runs are not reused
+# (2: loop occupancy counts vehicles standing on the loop).
+HARNESS_TAG = "h2"
+
+
 def cache_path(demand: str, seed: int, duration: float, controller: str = "fixed") -> Path:
     """Folder holding one cached run: counts.parquet, totals/links/lanes/turns.parquet."""
     root = os.environ.get("SIGNALOPT_CACHE") or Path.home() / ".cache" / "signalopt"
-    return Path(root) / "estimation" / f"pilot128-{demand}-s{seed}-{duration:g}s-{controller}"
+    name = f"pilot128-{demand}-s{seed}-{duration:g}s-{controller}-{HARNESS_TAG}"
+    return Path(root) / "estimation" / name
 
 
 def simulate_cached(demand: str, seed: int, duration: float, controller: str = "fixed") -> Path:

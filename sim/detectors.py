@@ -135,10 +135,28 @@ def write_detector_file(detectors: list[DetectorSpec] | tuple[DetectorSpec, ...]
 class DetectorReader:
     """Reads the last completed interval of every detector into counts-table columns."""
 
-    def __init__(self, api: object, detectors: list[DetectorSpec] | tuple[DetectorSpec, ...]) -> None:
+    def __init__(self, api: object, detectors: list[DetectorSpec] | tuple[DetectorSpec, ...], *,
+                 interval_s: float, step_s: float = 1.0) -> None:
         self._api = api
+        self._interval_s, self._step_s = interval_s, step_s
         self._loops = [d.id for d in detectors if d.kind != "zone"]
         self._zones = [d.id for d in detectors if d.kind == "zone"]
+
+    def _standing(self, loop: str, interval_start: float) -> float:
+        """Occupancy (%) of vehicles still on ``loop`` at the interval end.
+
+        SUMO's last-interval occupancy of an E1 loop only counts a vehicle once it has left
+        (or if it entered in the very last step), so a queue standing on a loop reads 0 %
+        where a real loop reads 100 %. Add each standing vehicle's time on the loop within
+        the interval; SUMO credits the rest when it leaves.
+        """
+        data = self._api.inductionloop.getVehicleData(loop)  # type: ignore[attr-defined]
+        if not data:
+            return 0.0
+        t_end = interval_start + self._interval_s
+        on = sum(t_end - max(entry, interval_start) for _, _, entry, leave, _ in data
+                 if leave < 0 and t_end - entry >= self._step_s)
+        return 100.0 * min(on, self._interval_s) / self._interval_s
 
     def read(self, interval_start: float) -> dict[str, np.ndarray | list[str]]:
         """Columns detector_id, interval_start, count, occupancy (%), speed (m/s, NaN if none)."""
@@ -146,7 +164,8 @@ class DetectorReader:
         ids = self._loops + self._zones
         count = [e1.getLastIntervalVehicleNumber(i) for i in self._loops]
         count += [e2.getLastIntervalVehicleNumber(i) for i in self._zones]
-        occ = [e1.getLastIntervalOccupancy(i) for i in self._loops]
+        occ = [e1.getLastIntervalOccupancy(i) + self._standing(i, interval_start)
+               for i in self._loops]
         occ += [e2.getLastIntervalOccupancy(i) for i in self._zones]
         speed = [e1.getLastIntervalMeanSpeed(i) for i in self._loops]
         speed += [e2.getLastIntervalMeanSpeed(i) for i in self._zones]

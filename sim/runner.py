@@ -107,7 +107,7 @@ def _loop(sim, ctrl, spec, net, scenario, layout, progress):
     api = sim.api
     ctx = SimContext(api=api, spec=spec, net=net, begin=scenario.begin, interval_s=layout.interval_s)
     ctrl.setup(ctx)
-    reader = DetectorReader(api, spec.detectors)
+    reader = DetectorReader(api, spec.detectors, interval_s=layout.interval_s)
     truth = GroundTruthRecorder(api, spec)
     chunks = []
     step = 1.0

@@ -51,6 +51,18 @@ def test_detector_counts_equal_true_crossings(one_signal: ScenarioSpec) -> None:
     assert set(result.counts.columns) == {"detector_id", "interval_start", "count", "occupancy", "speed"}
 
 
+def test_standing_vehicle_occupies_its_loop(one_signal: ScenarioSpec) -> None:
+    """A vehicle waiting on a loop occupies it, as a real loop reports: 'red' reaches B's stop
+    line at about 36 s and stands on its loop until the green at 60 s, so the loop is occupied
+    for most of [30, 60) (SUMO's own last-interval value is 0 % there: it counts only
+    vehicles that have left)."""
+    result = run_simulation(one_signal, "fixed")
+    c = result.counts[result.counts["detector_id"] == "AB_0_stop"].set_index("interval_start")
+    assert 60.0 <= c.loc[30.0, "occupancy"] <= 100.0
+    assert c.loc[0.0, "occupancy"] == 0.0  # nobody there yet
+    assert c["occupancy"].max() <= 100.0
+
+
 @pytest.fixture(scope="module")
 def small_grid(tmp_path_factory: pytest.TempPathFactory) -> ScenarioSpec:
     d = tmp_path_factory.mktemp("grid3")
