@@ -84,7 +84,7 @@ class EstimatorParams(_Params):
     node_s: float = Field(
         default=0.3, ge=0, description="seconds a vehicle spends inside an unsignalised node")
     junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
-    turn_iterations: int = Field(default=10, ge=0, description="IPF sweeps per scan")
+    turn_iterations: int = Field(default=10, ge=0, description="EM sweeps of the turning fit per scan")
     flow_smoothing: float = Field(
         default=0.5, gt=0, le=1, description="EWMA weight of the newest scan in turning ratios")
 

@@ -12,8 +12,8 @@ vehicles where a zone exists, else loop occupancy -> density x length (weak). Im
 (QA) add their variance to the prediction, so uncertainty grows when detectors fail. Link
 vehicles = cell + head (before the entry loops) + tail (after the stop line) - the part of
 the cell lying on the next link; vehicles inside junctions ~ stop-line flow x ``junction_s``.
-Every scan (120 s) turning flows are fitted per intersection (``signalopt.turning``) by iterative proportional
-fitting of stop-line lane counts to the entry counts of the outgoing links.
+Every scan (120 s) turning flows are fitted (``signalopt.turning``): each lane's split over its
+movements that best explains, interval by interval, the entry counts of the outgoing links.
 
 All kernels are ``@njit(cache=True)`` on flat arrays; NaN marks missing data. The static
 arrays they read come from ``signalopt.estimator_model``.
@@ -65,8 +65,8 @@ class EstimatorState(NamedTuple):
     lane_queue: np.ndarray  # (n_lanes,)
     row_share: np.ndarray  # (n_rows,) share of its lane's flow going to the row's movement
     turning_ratio: np.ndarray  # (n_mov,)
-    acc_stop: np.ndarray  # (n_lanes,) stop-line counts summed over the current scan
-    acc_in: np.ndarray  # (n_links,) entry counts summed over the current scan
+    scan_stop: np.ndarray  # (intervals per scan, n_lanes) stop-line counts of this scan
+    scan_in: np.ndarray  # (intervals per scan, n_links) entry counts of this scan
     acc_flags: np.ndarray  # (n_det,) OR of QA flags over the current scan
     acc_intervals: int
     t_end: float  # end of the last interval processed (NaN before the first)
@@ -260,6 +260,7 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
     """The state before any data: empty network, loss fraction at its prior."""
     params = params or EstimatorParams()
     n, n_det = model.link_len.shape[0], model.det.kind.shape[0]
+    k = max(1, int(np.ceil(params.scan_s / params.interval_s - 1e-9)))  # intervals per scan
     share, ratio = prior_shares(model.row_lane, model.mov_from, n_lanes=model.lane_link.shape[0],
                                 n_links=n)
     return EstimatorState(
@@ -267,7 +268,7 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
         p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
         link_vehicles=np.zeros(n), link_var=np.full(n, 1.0), internal=0.0, internal_var=0.0,
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
-        acc_stop=np.zeros(model.lane_link.shape[0]), acc_in=np.zeros(n),
+        scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
         acc_flags=np.zeros(n_det, dtype=np.uint8), acc_intervals=0, t_end=float("nan"),
     )
 
@@ -299,9 +300,16 @@ def update_interval(
     return state._replace(
         cell=cell, beta=beta, p00=p00, p01=p01, p11=p11, link_vehicles=veh, link_var=var,
         internal=float(internal), internal_var=float((p.junction_rel_std * internal) ** 2),
-        lane_queue=queue, acc_stop=state.acc_stop + stop, acc_in=state.acc_in + u,
-        acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
+        lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
+        scan_in=_add_row(state.scan_in, state.acc_intervals, u), acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
         t_end=float(t_end))
+
+
+def _add_row(table: np.ndarray, k: int, row: np.ndarray) -> np.ndarray:
+    """``table`` with ``row`` added to row ``k`` (the last row takes any extra intervals)."""
+    out = table.copy()
+    out[min(k, table.shape[0] - 1)] += row
+    return out
 
 
 def _calibrated_var(
@@ -333,13 +341,14 @@ def summarize(
 ) -> tuple[Estimate, EstimatorState]:
     """Close the scan: fit turning flows, compute movement flows/queues; reset accumulators."""
     n_links = model.link_len.shape[0]
+    n_k = min(state.acc_intervals, state.scan_stop.shape[0])
     mov_count, share = fit_turning(
-        state.acc_stop, state.acc_in, model.row_lane, model.row_mov, state.row_share,
-        model.mov_from, model.mov_to, model.mov_int, model.lane_link, model.n_int, n_links,
+        state.scan_stop, state.scan_in, n_k, model.row_lane, model.row_mov, state.row_share,
+        model.mov_to, np.diff(model.in_indptr) > 0, model.mov_from.shape[0],
         params.turn_iterations, params.flow_smoothing)
     ratio = turning_ratios(mov_count, state.turning_ratio, model.mov_from, n_links)
     scan_s = max(state.acc_intervals, 1) * params.interval_s
-    arrivals = state.acc_in[model.mov_from] if model.mov_from.size else np.zeros(0)
+    arrivals = state.scan_in[:n_k].sum(axis=0)[model.mov_from]
     mov_flow = ratio * arrivals * 3600.0 / scan_s
     mov_queue = np.zeros(model.mov_from.shape[0])
     np.add.at(mov_queue, model.row_mov, state.lane_queue[model.row_lane] * share)
@@ -352,8 +361,8 @@ def summarize(
         lane_link=model.lane_link, lane_lane=model.lane_lane, mov_queue=mov_queue,
         detector_flags=state.acc_flags)
     state = state._replace(
-        row_share=share, turning_ratio=ratio, acc_stop=np.zeros_like(state.acc_stop),
-        acc_in=np.zeros_like(state.acc_in), acc_flags=np.zeros_like(state.acc_flags),
+        row_share=share, turning_ratio=ratio, scan_stop=np.zeros_like(state.scan_stop),
+        scan_in=np.zeros_like(state.scan_in), acc_flags=np.zeros_like(state.acc_flags),
         acc_intervals=0)
     return est, state
 

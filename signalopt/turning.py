@@ -1,9 +1,9 @@
-"""Turning flows per movement: iterative proportional fitting of lane counts (numba).
+"""Turning flows per movement, fitted to each scan's interval counts (numba).
 
-Each scan, stop-line lane counts are split over the lane's movements by the previous shares,
-then alternately scaled so that the flows into every outgoing link match its entry counts
-(normalised per intersection) and every lane's total matches its stop-line count. Shared
-lanes (right/through) are what this resolves; dedicated lanes are exact by construction.
+Each scan, every lane's stop-line count is split over the lane's movements by shares fitted
+so that, interval by interval, the flows into every outgoing link match its entry counts.
+Shared lanes (right/through) are what this resolves; dedicated lanes are exact by
+construction.
 All kernels are ``@njit(cache=True)`` on flat arrays; parameters are passed in.
 """
 
@@ -14,51 +14,53 @@ from numba import njit
 
 
 @njit(cache=True)
-def fit_turning(acc_stop, acc_in, row_lane, row_mov, row_share, mov_from, mov_to, mov_int,
-             lane_link, n_int, n_links, iters, smoothing):
-    """Fit movement counts to stop-line lane counts and outgoing entry counts (IPF) per scan.
+def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, link_seen,
+                n_mov, iters, smoothing):
+    """Fit each lane's split over its movements to one scan of interval counts (EM).
 
-    Start from each lane's count split by the previous shares; alternately scale the rows of
-    each outgoing link to its (intersection-normalised) entry count and re-split every lane
-    to its stop-line count. Returns movement counts and the smoothed new row shares.
+    ``scan_stop[k, lane]`` are the stop-line counts and ``scan_in[k, link]`` the entry counts
+    of the scan's ``n_k`` intervals. If a lane's split is constant within the scan, the entry
+    count of an outgoing link in interval k is the sum over the rows feeding it of share x
+    lane count in k. Approaches are green at different times, so the intervals separate
+    what the scan totals cannot (a shared right/through lane). Multiplicative
+    (Richardson-Lucy) updates keep shares >= 0 and summing to 1 per lane; links without
+    entry loops (``link_seen`` False) do not constrain. Starts from, and is smoothed
+    towards, the previous shares. Returns movement counts over the scan and the new shares.
     """
-    n_rows, n_mov = row_lane.shape[0], mov_from.shape[0]
-    x = np.zeros(n_rows)
-    for r in range(n_rows):
-        x[r] = acc_stop[row_lane[r]] * row_share[r]
-    s_int, e_int = np.zeros(n_int), np.zeros(n_int)
-    seen = np.full(n_links, -1)
-    for r in range(n_rows):
-        i = mov_int[row_mov[r]]
-        s_int[i] += x[r]
-        o = mov_to[row_mov[r]]
-        if seen[o] != i:  # each outgoing link once per intersection
-            seen[o] = i
-            e_int[i] += acc_in[o]
+    n_rows, n_lanes = row_lane.shape[0], scan_stop.shape[1]
+    lane_tot = np.zeros(n_lanes)
+    for k in range(n_k):
+        for ln in range(n_lanes):
+            lane_tot[ln] += scan_stop[k, ln]
+    x = row_share.copy()
+    pred = np.zeros(scan_in.shape[1])
     for _ in range(iters):
-        tot_o = np.zeros(n_links)
+        f = np.zeros(n_rows)
+        for k in range(n_k):
+            pred[:] = 0.0
+            for r in range(n_rows):
+                pred[mov_to[row_mov[r]]] += x[r] * scan_stop[k, row_lane[r]]
+            for r in range(n_rows):
+                o, ln = mov_to[row_mov[r]], row_lane[r]
+                if lane_tot[ln] > 0 and pred[o] > 0 and link_seen[o]:
+                    f[r] += scan_stop[k, ln] / lane_tot[ln] * scan_in[k, o] / pred[o]
+                elif lane_tot[ln] > 0:
+                    f[r] += scan_stop[k, ln] / lane_tot[ln]
+        tot = np.zeros(n_lanes)
         for r in range(n_rows):
-            tot_o[mov_to[row_mov[r]]] += x[r]
+            x[r] *= f[r] if lane_tot[row_lane[r]] > 0 else 1.0
+            tot[row_lane[r]] += x[r]
         for r in range(n_rows):
-            i, o = mov_int[row_mov[r]], mov_to[row_mov[r]]
-            if tot_o[o] > 0 and e_int[i] > 0:
-                x[r] *= min(max(acc_in[o] * s_int[i] / e_int[i] / tot_o[o], 0.2), 5.0)
-        lane_tot = np.zeros(acc_stop.shape[0])
-        for r in range(n_rows):
-            lane_tot[row_lane[r]] += x[r]
-        for r in range(n_rows):
-            if lane_tot[row_lane[r]] > 0:
-                x[r] *= acc_stop[row_lane[r]] / lane_tot[row_lane[r]]
-    share = row_share.copy()
-    lane_tot = np.zeros(acc_stop.shape[0])
-    for r in range(n_rows):
-        lane_tot[row_lane[r]] += x[r]
-    for r in range(n_rows):
-        if lane_tot[row_lane[r]] > 0:
-            share[r] = (1 - smoothing) * row_share[r] + smoothing * x[r] / lane_tot[row_lane[r]]
+            if tot[row_lane[r]] > 0:
+                x[r] /= tot[row_lane[r]]
+            else:
+                x[r] = row_share[r]
     mov_count = np.zeros(n_mov)
+    share = row_share.copy()
     for r in range(n_rows):
-        mov_count[row_mov[r]] += x[r]
+        mov_count[row_mov[r]] += x[r] * lane_tot[row_lane[r]]
+        if lane_tot[row_lane[r]] > 0:
+            share[r] = (1 - smoothing) * row_share[r] + smoothing * x[r]
     return mov_count, share
 
 

@@ -112,6 +112,49 @@ def test_turning_ratios_dedicated_lanes(t_junction_net) -> None:
     assert e.mov_flow[0] == pytest.approx(900.0)
 
 
+def _shared_lanes_net():
+    """Approaches A and B (one shared lane each) both feed exits X and Y; A is green in the
+    first half of the cycle, B in the second."""
+    from signalopt.network import (
+        IntersectionSpec,
+        LinkSpec,
+        MovementSpec,
+        NetworkSpec,
+        PhaseSpec,
+        compile_network,
+    )
+    from tests.conftest import approach_detectors, entry
+
+    links = tuple(LinkSpec(id=i, from_node=a, to_node=b, length=100.0, lanes=1, speed=10.0)
+                  for i, a, b in (("A", "a", "J"), ("B", "b", "J"), ("X", "J", "x"), ("Y", "J", "y")))
+    inter = IntersectionSpec(id="J", phases=(
+        PhaseSpec(state=st, duration=d, min_dur=min(d, 10), max_dur=max(d, 60))
+        for st, d in (("GGrr", 30), ("yyrr", 3), ("rrGG", 30), ("rryy", 3))))
+    movs = tuple(MovementSpec(intersection="J", from_link=a, to_link=b, signals=(k,), lanes=(0,))
+                 for k, (a, b) in enumerate((("A", "X"), ("A", "Y"), ("B", "X"), ("B", "Y"))))
+    dets = approach_detectors("A", 100.0, 1) + approach_detectors("B", 100.0, 1)
+    dets += [entry("X"), entry("Y")]
+    return compile_network(NetworkSpec(links=links, intersections=(inter,), movements=movs,
+                                       detectors=tuple(dets)))
+
+
+def test_turning_ratios_shared_lanes_from_interval_timing() -> None:
+    """Scan totals cannot split shared lanes here: 20 vehicles from A and 20 from B give X 22
+    and Y 18, which any A->X + B->X = 1.1 explains. The intervals can: while only A is green
+    (intervals 1-2) X gets 8 of every 10, so A->X = 0.8; while only B is green X gets 3 of
+    10, so B->X = 0.3."""
+    net = _shared_lanes_net()
+    count = np.zeros((4, net.n_detectors))
+    for det, values in (("A_0_stop", [10, 10, 0, 0]), ("B_0_stop", [0, 0, 10, 10]),
+                        ("A_0_in", [10, 10, 0, 0]), ("B_0_in", [0, 0, 10, 10]),
+                        ("X_0_in", [8, 8, 3, 3]), ("Y_0_in", [2, 2, 7, 7])):
+        count[:, net.det_index[det]] = values
+    ests, _ = run_estimator(_frame(count), net, EstimatorParams(flow_smoothing=1.0))
+    ratio = {f"{net.link_ids[a]}>{net.link_ids[b]}": r
+             for a, b, r in zip(net.mov_from, net.mov_to, ests[-1].turning_ratio, strict=True)}
+    assert ratio == pytest.approx({"A>X": 0.8, "A>Y": 0.2, "B>X": 0.3, "B>Y": 0.7}, abs=1e-6)
+
+
 def test_estimate_contract_shapes(grid2x2_net) -> None:
     net = grid2x2_net
     rng = np.random.default_rng(1)
