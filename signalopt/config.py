@@ -80,9 +80,14 @@ class EstimatorParams(_Params):
         description="relative std, shared across links, of the vehicles on a link whose"
                     " detectors are all flagged (imputed counts are biased alike)")
     junction_s: float = Field(
-        default=1.9, ge=0, description="seconds a vehicle spends inside a signalised junction")
+        default=0.5, ge=0,
+        description="seconds a vehicle spends inside a signalised junction with free exits")
     node_s: float = Field(
         default=0.3, ge=0, description="seconds a vehicle spends inside an unsignalised node")
+    junction_block_s: float = Field(
+        default=66.0, ge=0,
+        description="extra seconds inside a junction per unit occupancy (0-1) at its exits"
+                    " (with junction_s, least squares on pilot128 seed 45, not a scored seed)")
     junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
     turn_iterations: int = Field(default=10, ge=0, description="EM sweeps of the turning fit per scan")
     flow_smoothing: float = Field(

@@ -116,6 +116,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
     u, uv, w, wv = np.zeros(n), np.zeros(n), np.zeros(n), np.zeros(n)
     k_in, k_out, k_zone = np.zeros(n), np.zeros(n), np.zeros(n)
     z, zr = np.full(n, np.nan), np.full(n, np.inf)
+    head_q = np.zeros(n)
     for l in range(n):  # noqa: E741
         for j in range(in_indptr[l], in_indptr[l + 1]):
             d = in_det[j]
@@ -135,6 +136,13 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             d = zone_det[j]
             kd = _density(occ[d], veh_len, jam)
             k_zone[l] += kd
+            # queue from the stop line: the zone's vehicles at jam spacing; the part of the
+            # head (before the entry loops) it reaches holds jam density, the rest the loops'
+            if zone_start[d] <= 0.5 * entry_pos[l]:
+                span = zone_end[d] - zone_start[d]
+                reach = min(max(kd * span * jam - (zone_end[d] - entry_pos[l]), 0.0), entry_pos[l])
+                k_free = min(k_in[l] / max(link_lanes[l], 1.0), 1.0 / jam)
+                head_q[l] += reach / jam + (entry_pos[l] - reach) * k_free
             ov = max(0.0, min(zone_end[d], hi) - max(zone_start[d], entry_pos[l]))
             zv += kd * ov
             cov += ov
@@ -143,7 +151,8 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
         has_loops = in_indptr[l + 1] > in_indptr[l] or out_indptr[l + 1] > out_indptr[l]
         if nz > 0:
             k_gap = k_in[l] if in_indptr[l + 1] > in_indptr[l] else k_loop
-            fill = max(0.0, hi - entry_pos[l] - cov / max(nz, 1)) * k_gap
+            gap = max(0.0, hi - entry_pos[l] - cov / max(nz, 1))
+            fill = gap * k_gap
             z[l] = zv + fill
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
         elif has_loops and cell_len > 0:
@@ -160,12 +169,12 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             zx += succ_w[j] * ext * (0.5 * (k_zone[s] + k_in[s]) if seen else k_in[s])
         z[l] += zx
         zr[l] += (zone_rel * zx) ** 2
-    return u, uv, w, wv, k_in, k_out, k_zone, z, zr
+    return u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q
 
 
 @njit(cache=True)
-def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos, exit_pos,
-            link_speed, link_lanes, jam, T, process_var, sink_var):
+def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, k_out, out_wsum, out_kind, entry_pos,
+            exit_pos, link_speed, link_lanes, jam, T, process_var, sink_var):
     """Conservation predict + measurement update of every cell's (vehicles, loss fraction)."""
     n = cell.shape[0]
     c2, b2 = cell.copy(), beta.copy()
@@ -179,10 +188,19 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos,
             a, gone = 1.0 - frac, 0.0
             stay = min(1.0, cell_len / link_speed[l] / T)  # entered in the last tau s
             out[l] = frac * cell[l] + (1.0 - stay) * u[l]
-        pred = a * cell[l] + stay * u[l] - gone - beta[l] * u[l]
-        P00 = a * a * p00[l] - 2.0 * a * u[l] * p01[l] + u[l] * u[l] * p11[l]
+        # trips ending on the link drive to its end: at once in free flow (the loss scales
+        # with the inflow), with the queue where one stands at the exit (with the outflow,
+        # FIFO); the exit loops' density relative to jam says which. A free exit has no
+        # outflow count.
+        if out_kind[l] == 2 or out_wsum[l] <= 0.0:
+            x = u[l]
+        else:
+            q = min(1.0, k_out[l] * jam / out_wsum[l])
+            x = (1.0 - q) * u[l] + q * w[l]
+        pred = a * cell[l] + stay * u[l] - gone - beta[l] * x
+        P00 = a * a * p00[l] - 2.0 * a * x * p01[l] + x * x * p11[l]
         P00 += process_var + uv[l] + wv[l]
-        P01 = a * p01[l] - u[l] * p11[l]
+        P01 = a * p01[l] - x * p11[l]
         P11 = p11[l] + sink_var
         if z[l] == z[l]:
             zz = z[l] + 0.5 * (pred - cell[l])  # zone is an interval mean; state is its end
@@ -201,9 +219,9 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, out_kind, entry_pos,
 
 
 @njit(cache=True)
-def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, out_kind, entry_pos, exit_pos, link_len,
-                   link_storage, zone_indptr, zone_det, zone_start, zone_end, succ_indptr, succ,
-                   succ_w, T, junction_s, node_s, loop_rel):
+def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, head_q, down_occ, out_kind, entry_pos,
+                   exit_pos, link_len, link_storage, zone_indptr, zone_det, zone_start, zone_end,
+                   succ_indptr, succ, succ_w, T, junction_s, junction_block_s, node_s, loop_rel):
     """Vehicles per link (cell + head + tail - part on the next link) and inside junctions."""
     n = cell.shape[0]
     head, tail = np.zeros(n), np.zeros(n)
@@ -211,8 +229,8 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, out_kind, entry_pos, exit_
         zs, ze = np.inf, -np.inf
         for j in range(zone_indptr[l], zone_indptr[l + 1]):
             zs, ze = min(zs, zone_start[zone_det[j]]), max(ze, zone_end[zone_det[j]])
-        k_head = 0.5 * (k_in[l] + k_zone[l]) if zs <= 0.5 * entry_pos[l] else k_in[l]
-        head[l] = entry_pos[l] * k_head
+        # where a camera sees the head too, the queue it shows reaches into it (``head_q``)
+        head[l] = head_q[l] if zs <= 0.5 * entry_pos[l] else entry_pos[l] * k_in[l]
         if out_kind[l] == 0:
             k_tail = k_zone[l] if ze >= exit_pos[l] else k_out[l]
             tail[l] = max(0.0, link_len[l] - exit_pos[l]) * k_tail
@@ -226,7 +244,8 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, out_kind, entry_pos, exit_
         veh[l] = min(max(v, 0.0), link_storage[l])
         var[l] = p00[l] + (loop_rel * (head[l] + tail[l] + beyond)) ** 2
         if out_kind[l] == 0:
-            internal += w[l] / T * junction_s
+            # a crossing takes junction_s; vehicles wait inside while the exit is occupied
+            internal += w[l] / T * (junction_s + junction_block_s * down_occ[l])
         elif out_kind[l] == 1:
             internal += w[l] / T * node_s
     return veh, var, internal
@@ -256,6 +275,14 @@ def _lane_queues(occ, speed, lane_link, lane_stop, lane_zone, zone_start, zone_e
     return q
 
 
+def _exit_occupancy(model: EstimatorModel, k_in: np.ndarray, veh_len: float) -> np.ndarray:
+    """Per approach link: mean occupancy (0-1) at the entry loops of the links it turns into."""
+    n = model.link_len.shape[0]
+    occ = k_in * veh_len / np.maximum(model.link_lanes, 1.0)
+    tot = np.bincount(model.mov_from, weights=occ[model.mov_to], minlength=n)
+    return tot / np.maximum(np.bincount(model.mov_from, minlength=n), 1)
+
+
 def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> EstimatorState:
     """The state before any data: empty network, loss fraction at its prior."""
     params = params or EstimatorParams()
@@ -279,20 +306,21 @@ def update_interval(
 ) -> EstimatorState:
     """Advance the estimate by one detector interval (``qa`` = that interval's QA output)."""
     p, m = params, model
-    u, uv, w, wv, k_in, k_out, k_zone, z, zr = _link_inputs(
+    u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q = _link_inputs(
         qa.count, qa.count_var, qa.occupancy, qa.source, m.in_indptr, m.in_det, m.out_indptr,
         m.out_det, m.out_w, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos,
         m.exit_pos, m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
         m.succ_indptr, m.succ, m.succ_w)
     cell, beta, p00, p01, p11, out = _kalman(
-        state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr, m.out_kind,
-        m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes, p.jam_spacing_m, p.interval_s,
-        p.process_var, p.sink_var)
+        state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr,
+        k_out, m.out_wsum, m.out_kind, m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes,
+        p.jam_spacing_m, p.interval_s, p.process_var, p.sink_var)
     veh, var, internal = _link_vehicles(
-        cell, p00, out, k_in, k_out, k_zone, m.out_kind, m.entry_pos, m.exit_pos, m.link_len,
-        m.link_storage, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.succ_indptr,
-        m.succ, m.succ_w, p.interval_s, p.junction_s, p.node_s, p.loop_rel_std)
+        cell, p00, out, k_in, k_out, k_zone, head_q, _exit_occupancy(m, k_in, p.vehicle_length_m),
+        m.out_kind, m.entry_pos, m.exit_pos, m.link_len, m.link_storage, m.zone_indptr,
+        m.zone_det, m.zone_start, m.zone_end, m.succ_indptr, m.succ, m.succ_w, p.interval_s,
+        p.junction_s, p.junction_block_s, p.node_s, p.loop_rel_std)
     queue = _lane_queues(qa.occupancy, qa.speed, m.lane_link, m.lane_stop, m.lane_zone,
                          m.zone_start, m.zone_end, m.link_speed, m.link_lanes, veh,
                          p.vehicle_length_m, p.jam_spacing_m, p.halt_speed_ms)

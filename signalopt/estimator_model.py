@@ -34,6 +34,7 @@ class EstimatorModel(NamedTuple):
     out_indptr: np.ndarray  # CSR link -> detectors of its exit cross-section
     out_det: np.ndarray
     out_w: np.ndarray  # weight of each (shared successor entry loop)
+    out_wsum: np.ndarray  # (n_links,) sum of out_w: the exit cross-section's lanes
     succ_indptr: np.ndarray  # CSR link -> successor links (for OUT_NEXT_ENTRY)
     succ: np.ndarray
     succ_w: np.ndarray
@@ -123,6 +124,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         exit_pos=exit_pos, out_kind=out_kind, in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
         out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
+        out_wsum=np.array([sum(g) for g in out_w], dtype=np.float64),
         succ_indptr=ii(succ_g)[0], succ=ii(succ_g)[1],
         succ_w=np.array([w for g in succ_w for w in g], dtype=np.float64),
         zone_indptr=ii(zone)[0], zone_det=ii(zone)[1], zone_start=z_start, zone_end=z_end,

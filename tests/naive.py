@@ -6,21 +6,23 @@ import numpy as np
 
 
 def naive_kalman(cell, beta, p, u, uv, w, wv, z, zr, *, free_frac=None, free_stay=1.0,
-                 cap=np.inf, process_var=0.0, sink_var=0.0):
+                 cap=np.inf, process_var=0.0, sink_var=0.0, exit_jam=0.0):
     """One predict/update of one cell with explicit 2x2 matrices.
 
-    x = [N, beta]; predict x' = F x + [u - w, 0] with F = [[a, -u], [0, 1]], where a = 1, or
+    x = [N, beta]; predict x' = F x + [u - w, 0] with F = [[a, -b], [0, 1]], where a = 1, or
     1 - free_frac for a free exit (then w = free_frac * N is implied by a, and only the share
     ``free_stay`` of this interval's inflow, the part that entered less than one travel time
-    ago, is still in the cell);
+    ago, is still in the cell); the loss base b is the inflow u, blended towards the outflow w
+    by ``exit_jam`` (0-1, how jammed the exit is; a free exit always uses u);
     P' = F P F^T + diag(process_var + uv + wv, sink_var). Measurement z of N (an interval mean,
     shifted by half the predicted change), H = [1, 0].
     """
     a = 1.0 if free_frac is None else 1.0 - free_frac
     w_used = 0.0 if free_frac is not None else w
-    F = np.array([[a, -u], [0.0, 1.0]])
+    b = u if free_frac is not None else (1.0 - exit_jam) * u + exit_jam * w
+    F = np.array([[a, -b], [0.0, 1.0]])
     stay = 1.0 if free_frac is None else free_stay
-    x = np.array([a * cell + stay * u - w_used - beta * u, beta])
+    x = np.array([a * cell + stay * u - w_used - beta * b, beta])
     P = F @ p @ F.T + np.diag([process_var + uv + wv, sink_var])
     if not np.isnan(z):
         H = np.array([[1.0, 0.0]])

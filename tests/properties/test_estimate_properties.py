@@ -62,19 +62,22 @@ def test_uncertainty_grows_when_detectors_fail(seed, n_fail) -> None:
     cell=st.floats(0, 30), beta=st.floats(-0.4, 0.8), u=st.floats(0, 20), w=st.floats(0, 20),
     p00=st.floats(0.01, 50), p11=st.floats(1e-6, 0.05), rho=st.floats(-0.9, 0.9),
     z=st.one_of(st.just(np.nan), st.floats(0, 40)), zr=st.floats(0.1, 100),
-    free=st.booleans(), speed=st.floats(0.5, 20.0),
+    free=st.booleans(), speed=st.floats(0.5, 20.0), jammed=st.floats(0.0, 1.2),
 )
-def test_kalman_kernel_matches_naive(cell, beta, u, w, p00, p11, rho, z, zr, free, speed) -> None:
+def test_kalman_kernel_matches_naive(cell, beta, u, w, p00, p11, rho, z, zr, free, speed,
+                                     jammed) -> None:
     p01 = rho * np.sqrt(p00 * p11)
     one = lambda x: np.array([x], dtype=np.float64)  # noqa: E731
     kind = one(2 if free else 0).astype(np.int64)
     c2, b2, q00, q01, q11, _ = _kalman(
         one(cell), one(beta), one(p00), one(p01), one(p11), one(u), one(1.0), one(w), one(0.5),
-        one(z), one(zr), kind, one(0.0), one(90.0), one(speed), one(1.0), 7.5, T, 0.3, 1e-4)
+        one(z), one(zr), one(jammed / 7.5), one(1.0), kind, one(0.0), one(90.0), one(speed),
+        one(1.0), 7.5, T, 0.3, 1e-4)
     frac = min(1.0, T * speed / 90.0) if free else None
     nc, nb, P = naive_kalman(cell, beta, np.array([[p00, p01], [p01, p11]]), u, 1.0, w, 0.5, z,
                              zr, free_frac=frac, free_stay=min(1.0, 90.0 / speed / T),
-                             cap=90.0 / 7.5 + 1.0, process_var=0.3, sink_var=1e-4)
+                             cap=90.0 / 7.5 + 1.0, process_var=0.3, sink_var=1e-4,
+                             exit_jam=min(jammed, 1.0))
     assert c2[0] == np.float64(c2[0])
     np.testing.assert_allclose([c2[0], b2[0]], [nc, nb], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose([q00[0], q01[0], q11[0]], [max(P[0, 0], 1e-9), P[0, 1],
