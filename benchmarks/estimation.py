@@ -105,9 +105,9 @@ def naive_totals(frame: DetectorFrame, model: EstimatorModel, params: EstimatorP
             model.in_det, model.out_indptr, model.out_det, model.out_w, model.zone_indptr,
             model.zone_det, model.zone_start, model.zone_end, model.entry_pos, model.exit_pos,
             model.link_len, model.link_lanes, 5.0, 7.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5,
-            model.succ_indptr, model.succ, model.succ_w)
-        cell, *_ = _kalman(cell, zero, zero, zero, zero, u, zero, w, zero, nan, nan, zero,
-                           model.out_wsum, model.out_kind, model.entry_pos, model.exit_pos, model.link_speed,
+            model.succ_indptr, model.succ, model.succ_w, 0.0)
+        cell, *_ = _kalman(cell, zero, zero, zero, zero, u, zero, w, zero, nan, nan, u,
+                           model.out_kind, model.entry_pos, model.exit_pos, model.link_speed,
                            np.full(n, 1e9), 1.0, params.interval_s, 0.0, 0.0)
         out.append(cell.copy())
     return np.array(out)

@@ -47,6 +47,10 @@ class EstimatorParams(_Params):
     scan_s: float = Field(default=120.0, gt=0, description="scan (summary) period, s")
     vehicle_length_m: float = Field(default=5.0, gt=0, description="for occupancy -> density")
     jam_spacing_m: float = Field(default=7.5, gt=0, description="metres per queued vehicle")
+    loop_boundary: float = Field(
+        default=0.5, ge=0, le=1,
+        description="share of a vehicle straddling a cell's boundary loop that the counts put"
+                    " on the other side from the zone's view of it (0.5 on average)")
     halt_speed_ms: float = Field(default=2.0, gt=0, description="zone speed that means queued")
     count_var: float = Field(
         default=0.25, ge=0, description="variance of one healthy loop count (veh^2)")

@@ -60,6 +60,7 @@ class EstimatorState(NamedTuple):
     p11: np.ndarray
     link_vehicles: np.ndarray
     link_var: np.ndarray
+    links_total: float  # sum of the link estimates before clipping at 0
     internal: float  # vehicles inside junctions
     internal_var: float
     lane_queue: np.ndarray  # (n_lanes,)
@@ -104,7 +105,7 @@ def _density(o, veh_len, jam):
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
-                 out_weight, succ_indptr, succ, succ_w):
+                 out_weight, succ_indptr, succ, succ_w, boundary):
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
 
     Where a link has zones, its cell is measured piece by piece: zones where they look, the
@@ -118,16 +119,19 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
     z, zr = np.full(n, np.nan), np.full(n, np.inf)
     head_q = np.zeros(n)
     for l in range(n):  # noqa: E741
+        o_in, o_out = 0.0, 0.0  # loop occupancy (0-1) summed over the cell's boundary lanes
         for j in range(in_indptr[l], in_indptr[l + 1]):
             d = in_det[j]
             u[l] += count[d]
             uv[l] += cvar[d] + count_var
             k_in[l] += _density(occ[d], veh_len, jam)
+            o_in += min(max(occ[d], 0.0), 100.0) / 100.0 if occ[d] == occ[d] else 0.0
         for j in range(out_indptr[l], out_indptr[l + 1]):
             d = out_det[j]
             w[l] += out_w[j] * count[d]
             wv[l] += out_w[j] * out_w[j] * (cvar[d] + count_var)
             k_out[l] += out_w[j] * _density(occ[d], veh_len, jam)
+            o_out += out_w[j] * (min(max(occ[d], 0.0), 100.0) / 100.0 if occ[d] == occ[d] else 0.0)
         cell_len = exit_pos[l] - entry_pos[l]
         hi = min(exit_pos[l], link_len[l])
         zv, zvar, cov = 0.0, 0.0, 0.0
@@ -143,6 +147,11 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
                 reach = min(max(kd * span * jam - (zone_end[d] - entry_pos[l]), 0.0), entry_pos[l])
                 k_free = min(k_in[l] / max(link_lanes[l], 1.0), 1.0 / jam)
                 head_q[l] += reach / jam + (entry_pos[l] - reach) * k_free
+                # a queue standing from the stop line past the link start has its last
+                # vehicle's front on the link but part of its body before it: fronts (what a
+                # link holds) = floor(x0 / jam) + 1, bodies (what the zone sees) = x0 / jam
+                x0 = zone_end[d]
+                head_q[l] += reach / entry_pos[l] * (np.floor(x0 / jam) + 1.0 - x0 / jam)
             ov = max(0.0, min(zone_end[d], hi) - max(zone_start[d], entry_pos[l]))
             zv += kd * ov
             cov += ov
@@ -153,10 +162,10 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             k_gap = k_in[l] if in_indptr[l + 1] > in_indptr[l] else k_loop
             gap = max(0.0, hi - entry_pos[l] - cov / max(nz, 1))
             fill = gap * k_gap
-            z[l] = zv + fill
+            z[l] = zv + fill + boundary * (o_out - o_in)
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
         elif has_loops and cell_len > 0:
-            z[l] = k_loop * cell_len
+            z[l] = k_loop * cell_len + boundary * (o_out - o_in)
             zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
     for l in range(n):  # noqa: E741  the cell's stretch on the next links
         ext = exit_pos[l] - link_len[l]
@@ -173,9 +182,13 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
 
 
 @njit(cache=True)
-def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, k_out, out_wsum, out_kind, entry_pos,
+def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, entry_pos,
             exit_pos, link_speed, link_lanes, jam, T, process_var, sink_var):
-    """Conservation predict + measurement update of every cell's (vehicles, loss fraction)."""
+    """Conservation predict + measurement update of every cell's (vehicles, loss fraction).
+
+    ``z``/``zr``: vehicle measurement and its variance (NaN = none); ``x_loss``: the flow the
+    loss fraction applies to this interval (``_loss_base``).
+    """
     n = cell.shape[0]
     c2, b2 = cell.copy(), beta.copy()
     q00, q01, q11 = p00.copy(), p01.copy(), p11.copy()
@@ -188,15 +201,7 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, k_out, out_wsum, out
             a, gone = 1.0 - frac, 0.0
             stay = min(1.0, cell_len / link_speed[l] / T)  # entered in the last tau s
             out[l] = frac * cell[l] + (1.0 - stay) * u[l]
-        # trips ending on the link drive to its end: at once in free flow (the loss scales
-        # with the inflow), with the queue where one stands at the exit (with the outflow,
-        # FIFO); the exit loops' density relative to jam says which. A free exit has no
-        # outflow count.
-        if out_kind[l] == 2 or out_wsum[l] <= 0.0:
-            x = u[l]
-        else:
-            q = min(1.0, k_out[l] * jam / out_wsum[l])
-            x = (1.0 - q) * u[l] + q * w[l]
+        x = x_loss[l]
         pred = a * cell[l] + stay * u[l] - gone - beta[l] * x
         P00 = a * a * p00[l] - 2.0 * a * x * p01[l] + x * x * p11[l]
         P00 += process_var + uv[l] + wv[l]
@@ -212,7 +217,7 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, k_out, out_wsum, out
             P11 -= K1 * P01
             P00, P01 = P00 - K0 * P00, P01 - K0 * P01
         cap = (cell_len / jam + 1.0) * link_lanes[l]  # fronts in a jam: at most one more per lane
-        c2[l] = min(max(pred, 0.0), cap)
+        c2[l] = min(pred, cap)  # may dip below 0: clipping here would bias sums upwards
         b2[l] = min(max(b2[l], -0.5), 0.9)
         q00[l], q01[l], q11[l] = max(P00, 1e-9), P01, max(P11, 1e-12)
     return c2, b2, q00, q01, q11, out
@@ -234,15 +239,23 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, head_q, down_occ, out_kind
         if out_kind[l] == 0:
             k_tail = k_zone[l] if ze >= exit_pos[l] else k_out[l]
             tail[l] = max(0.0, link_len[l] - exit_pos[l]) * k_tail
+    # A cell reaching into its successors' heads hands them that part of its vehicles, but
+    # never more than it holds (so the network total is the cells plus the uncovered heads
+    # and tails, whatever the split).
+    beyond, given = np.zeros(n), np.zeros(n)
+    for l in range(n):  # noqa: E741
+        for j in range(succ_indptr[l], succ_indptr[l + 1]):
+            beyond[l] += succ_w[j] * head[succ[j]]
+        f = min(1.0, (cell[l] + head[l] + tail[l]) / beyond[l]) if beyond[l] > 0.0 else 1.0
+        for j in range(succ_indptr[l], succ_indptr[l + 1]):
+            given[succ[j]] += succ_w[j] * head[succ[j]] * (f - 1.0)
+        beyond[l] *= f
     veh, var = np.zeros(n), np.zeros(n)
     internal = 0.0
     for l in range(n):  # noqa: E741
-        beyond = 0.0
-        for j in range(succ_indptr[l], succ_indptr[l + 1]):
-            beyond += succ_w[j] * head[succ[j]]
-        v = cell[l] + head[l] + tail[l] - beyond
-        veh[l] = min(max(v, 0.0), link_storage[l])
-        var[l] = p00[l] + (loop_rel * (head[l] + tail[l] + beyond)) ** 2
+        v = cell[l] + head[l] + given[l] + tail[l] - beyond[l]
+        veh[l] = min(v, link_storage[l])
+        var[l] = p00[l] + (loop_rel * (head[l] + tail[l] + beyond[l])) ** 2
         if out_kind[l] == 0:
             # a crossing takes junction_s; vehicles wait inside while the exit is occupied
             internal += w[l] / T * (junction_s + junction_block_s * down_occ[l])
@@ -275,6 +288,29 @@ def _lane_queues(occ, speed, lane_link, lane_stop, lane_zone, zone_start, zone_e
     return q
 
 
+def _loss_base(model: EstimatorModel, u: np.ndarray, w: np.ndarray, k_out: np.ndarray,
+               jam: float) -> np.ndarray:
+    """The flow a link's loss fraction applies to this interval.
+
+    Trips ending on a link drive to its end: at once in free flow (the loss follows the
+    inflow), with the queue where one stands at the exit (it follows the outflow: FIFO). The
+    exit loops' density relative to jam says which. A free exit has no outflow count.
+    """
+    wsum = model.out_wsum
+    q = np.clip(k_out * jam / np.where(wsum > 0, wsum, 1.0), 0.0, 1.0)
+    free = (model.out_kind == OUT_FREE) | (wsum <= 0)
+    return np.where(free, u, (1.0 - q) * u + q * w)
+
+
+def _internal_var(model: EstimatorModel, out: np.ndarray, params: EstimatorParams) -> float:
+    """Variance of the vehicles inside junctions: ``junction_rel_std`` of the stop-line flow
+    times the dwell at a typical exit occupancy (5 %). It depends on counts only, so losing
+    an exit loop's occupancy cannot make the estimate look more certain."""
+    flow = out[model.out_kind == OUT_STOPLINE].sum() / params.interval_s
+    dwell = params.junction_s + params.junction_block_s * 0.05
+    return float((params.junction_rel_std * flow * dwell) ** 2)
+
+
 def _exit_occupancy(model: EstimatorModel, k_in: np.ndarray, veh_len: float) -> np.ndarray:
     """Per approach link: mean occupancy (0-1) at the entry loops of the links it turns into."""
     n = model.link_len.shape[0]
@@ -293,7 +329,7 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
     return EstimatorState(
         qa=init_qa_state(n_det), cell=np.zeros(n), beta=np.full(n, params.sink_prior),
         p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
-        link_vehicles=np.zeros(n), link_var=np.full(n, 1.0), internal=0.0, internal_var=0.0,
+        link_vehicles=np.zeros(n), link_var=np.full(n, 1.0), links_total=0.0, internal=0.0, internal_var=0.0,
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
         scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
         acc_flags=np.zeros(n_det, dtype=np.uint8), acc_intervals=0, t_end=float("nan"),
@@ -311,23 +347,28 @@ def update_interval(
         m.out_det, m.out_w, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos,
         m.exit_pos, m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
-        m.succ_indptr, m.succ, m.succ_w)
+        m.succ_indptr, m.succ, m.succ_w, p.loop_boundary)
+    x_loss = _loss_base(m, u, w, k_out, p.jam_spacing_m)
     cell, beta, p00, p01, p11, out = _kalman(
         state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr,
-        k_out, m.out_wsum, m.out_kind, m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes,
+        x_loss, m.out_kind, m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes,
         p.jam_spacing_m, p.interval_s, p.process_var, p.sink_var)
     veh, var, internal = _link_vehicles(
         cell, p00, out, k_in, k_out, k_zone, head_q, _exit_occupancy(m, k_in, p.vehicle_length_m),
         m.out_kind, m.entry_pos, m.exit_pos, m.link_len, m.link_storage, m.zone_indptr,
         m.zone_det, m.zone_start, m.zone_end, m.succ_indptr, m.succ, m.succ_w, p.interval_s,
         p.junction_s, p.junction_block_s, p.node_s, p.loop_rel_std)
+    links_total = float(veh.sum())  # unclipped: an unbiased sum of unbiased link estimates
+    veh = np.maximum(veh, 0.0)
     queue = _lane_queues(qa.occupancy, qa.speed, m.lane_link, m.lane_stop, m.lane_zone,
                          m.zone_start, m.zone_end, m.link_speed, m.link_lanes, veh,
                          p.vehicle_length_m, p.jam_spacing_m, p.halt_speed_ms)
     stop = np.where(m.lane_stop >= 0, qa.count[np.maximum(m.lane_stop, 0)], 0.0)
     return state._replace(
-        cell=cell, beta=beta, p00=p00, p01=p01, p11=p11, link_vehicles=veh, link_var=var,
-        internal=float(internal), internal_var=float((p.junction_rel_std * internal) ** 2),
+        cell=cell, beta=beta, p00=p00, p01=p01, p11=p11, link_vehicles=veh,
+        links_total=links_total,
+        link_var=var,
+        internal=float(internal), internal_var=_internal_var(m, out, p),
         lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
         scan_in=_add_row(state.scan_in, state.acc_intervals, u), acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
         t_end=float(t_end))
@@ -358,7 +399,7 @@ def _calibrated_var(
     share = np.bincount(model.meas_link, weights=bad, minlength=n_links) / np.maximum(n_meas, 1)
     fail = params.failed_rel_std * share * veh
     link_var = state.link_var + fail**2 + (params.model_rel_std * veh) ** 2
-    total = veh.sum() + state.internal
+    total = veh.sum() + state.internal  # scale of the shared bias (clipped: conservative)
     net_var = (state.link_var.sum() + state.internal_var + (params.model_rel_std * total) ** 2
                + fail.sum() ** 2)
     return link_var, float(net_var)
@@ -383,7 +424,7 @@ def summarize(
     link_var, net_var = _calibrated_var(model, state, params)
     est = Estimate(
         t=state.t_end, link_vehicles=state.link_vehicles, link_std=np.sqrt(link_var),
-        network_vehicles=float(state.link_vehicles.sum() + state.internal),
+        network_vehicles=float(max(state.links_total, 0.0) + state.internal),
         network_std=float(np.sqrt(net_var)),
         mov_flow=mov_flow, turning_ratio=ratio, lane_queue=state.lane_queue,
         lane_link=model.lane_link, lane_lane=model.lane_lane, mov_queue=mov_queue,

@@ -31,7 +31,7 @@ def naive_kalman(cell, beta, p, u, uv, w, wv, z, zr, *, free_frac=None, free_sta
         K = (P @ H.T / S)[:, 0]
         x = x + K * (zz - x[0])
         P = P - np.outer(K, H @ P)
-    return min(max(x[0], 0.0), cap), min(max(x[1], -0.5), 0.9), P
+    return min(x[0], cap), min(max(x[1], -0.5), 0.9), P
 
 
 def naive_conservation(inflow: np.ndarray, outflow: np.ndarray) -> np.ndarray:

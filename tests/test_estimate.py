@@ -194,7 +194,8 @@ def test_zone_cell_measured_piece_by_piece() -> None:
         count, np.zeros(4), occ, i64(0, 0, 0, 0), i64(0, 1, 2), i64(0, 2), i64(0, 1, 1),
         i64(2), f64(1.0), i64(0, 1, 2), i64(1, 3), f64(10.0, 60.0, 10.0, 0.0),
         f64(10.0, 100.0, 10.0, 20.0), f64(10.0, 10.0), f64(110.0, 20.0), f64(100.0, 20.0),
-        f64(1.0, 1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 1, 1), i64(1), f64(1.0))
+        f64(1.0, 1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 1, 1), i64(1), f64(1.0),
+        0.0)
     z = out[7]
     assert z[0] == pytest.approx(5.2)
 
@@ -213,7 +214,8 @@ def test_calibrated_uncertainty_hand_checked(t_junction_net) -> None:
     veh[wj] = 4.0
     flags = np.zeros(net.n_detectors, dtype=np.uint8)
     flags[model.meas_det[model.meas_link == wj]] = 1
-    state = state._replace(link_vehicles=veh, link_var=np.zeros(net.n_links), acc_flags=flags)
+    state = state._replace(link_vehicles=veh, links_total=4.0, link_var=np.zeros(net.n_links),
+                           acc_flags=flags)
     link_var, net_var = _calibrated_var(model, state, params)
     assert np.sqrt(net_var) == pytest.approx(np.sqrt(0.04 + 4.0))
     assert link_var[wj] == pytest.approx(0.04 + 4.0)

@@ -71,8 +71,8 @@ def test_kalman_kernel_matches_naive(cell, beta, u, w, p00, p11, rho, z, zr, fre
     kind = one(2 if free else 0).astype(np.int64)
     c2, b2, q00, q01, q11, _ = _kalman(
         one(cell), one(beta), one(p00), one(p01), one(p11), one(u), one(1.0), one(w), one(0.5),
-        one(z), one(zr), one(jammed / 7.5), one(1.0), kind, one(0.0), one(90.0), one(speed),
-        one(1.0), 7.5, T, 0.3, 1e-4)
+        one(z), one(zr), one(u if free else (1 - min(jammed, 1.0)) * u + min(jammed, 1.0) * w),
+        kind, one(0.0), one(90.0), one(speed), one(1.0), 7.5, T, 0.3, 1e-4)
     frac = min(1.0, T * speed / 90.0) if free else None
     nc, nb, P = naive_kalman(cell, beta, np.array([[p00, p01], [p01, p11]]), u, 1.0, w, 0.5, z,
                              zr, free_frac=frac, free_stay=min(1.0, 90.0 / speed / T),
