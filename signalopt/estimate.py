@@ -304,10 +304,10 @@ def _loss_base(model: EstimatorModel, u: np.ndarray, w: np.ndarray, k_out: np.nd
 
 def _internal_var(model: EstimatorModel, out: np.ndarray, params: EstimatorParams) -> float:
     """Variance of the vehicles inside junctions: ``junction_rel_std`` of the stop-line flow
-    times the dwell at a typical exit occupancy (5 %). It depends on counts only, so losing
+    times the dwell at a typical exit occupancy (2 %). It depends on counts only, so losing
     an exit loop's occupancy cannot make the estimate look more certain."""
     flow = out[model.out_kind == OUT_STOPLINE].sum() / params.interval_s
-    dwell = params.junction_s + params.junction_block_s * 0.05
+    dwell = params.junction_s + params.junction_block_s * 0.02
     return float((params.junction_rel_std * flow * dwell) ** 2)
 
 
