@@ -186,18 +186,59 @@ def test_zone_cell_measured_piece_by_piece() -> None:
     Occupancies: A's zone 50 % -> 0.5/5 = 0.1 veh/m x 40 m = 4; A's entry loop 10 % ->
     0.02 veh/m over the unseen 10-60 m = 1; the 10 m on B at the mean of B's zone density
     (20 % -> 0.04) and its entry loop (0 %): 0.02 x 10 = 0.2. Measurement = 5.2 vehicles."""
+    # detectors: 0 A entry, 1 A zone, 2 B entry, 3 B zone
+    occ = np.array([10.0, 50.0, 0.0, 20.0])
+    count = np.full(4, 3.0)
+    z = _link_inputs(*args_of(count, occ), 0.0)[7]
+    assert z[0] == pytest.approx(5.2)
+    # with half of each vehicle straddling a boundary loop counted: A's cell is bounded by its
+    # entry loop (10 % occupied) and B's entry loop (0 %): 5.2 + 0.5 x (0 - 0.1) = 5.15
+    boundary = _link_inputs(*args_of(count, occ), 0.5)[7]
+    assert boundary[0] == pytest.approx(5.15)
+
+
+def args_of(count: np.ndarray, occ: np.ndarray) -> tuple:
+    """The arguments of the hand-checked two-link case above, before ``boundary``."""
     i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
     f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
-    # detectors: 0 A entry, 1 A zone, 2 B entry, 3 B zone
-    occ, count = f64(10.0, 50.0, 0.0, 20.0), f64(3.0, 3.0, 3.0, 3.0)
+    return (count, np.zeros(4), occ, i64(0, 0, 0, 0), i64(0, 1, 2), i64(0, 2), i64(0, 1, 1),
+            i64(2), f64(1.0), i64(0, 1, 2), i64(1, 3), f64(10.0, 60.0, 10.0, 0.0),
+            f64(10.0, 100.0, 10.0, 20.0), f64(10.0, 10.0), f64(110.0, 20.0), f64(100.0, 20.0),
+            f64(1.0, 1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 1, 1), i64(1),
+            f64(1.0))
+
+
+def test_jammed_bay_head_counts_fronts() -> None:
+    """A 24 m one-lane bay, entry loop at 10 m, camera zone over 0-24 m at jam occupancy
+    (5 m cars, 7.5 m apart: 66.7 %). The queue stands from the stop line past the bay's start,
+    so the 10 m head holds jam density: 10 / 7.5 = 1.33 vehicles by length. Counted by fronts
+    (a vehicle is on the link where its front is), a queue anchored at 24 m has fronts at 24,
+    16.5, 9, 1.5: floor(24 / 7.5) + 1 = 4, not 24 / 7.5 = 3.2, and the extra 0.8 belongs
+    to the head (the last vehicle's body sticks out of it): head = 2.13."""
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    occ = f64(0.0, 100.0 * 5.0 / 7.5)
     out = _link_inputs(
-        count, np.zeros(4), occ, i64(0, 0, 0, 0), i64(0, 1, 2), i64(0, 2), i64(0, 1, 1),
-        i64(2), f64(1.0), i64(0, 1, 2), i64(1, 3), f64(10.0, 60.0, 10.0, 0.0),
-        f64(10.0, 100.0, 10.0, 20.0), f64(10.0, 10.0), f64(110.0, 20.0), f64(100.0, 20.0),
-        f64(1.0, 1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 1, 1), i64(1), f64(1.0),
-        0.0)
-    z = out[7]
-    assert z[0] == pytest.approx(5.2)
+        f64(0.0, 0.0), np.zeros(2), occ, i64(0, 0), i64(0, 1), i64(0), i64(0, 0), i64(),
+        f64(), i64(0, 1), i64(1), f64(10.0, 0.0), f64(10.0, 24.0), f64(10.0), f64(24.0),
+        f64(24.0), f64(1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 0), i64(), f64(),
+        0.5)
+    assert out[9][0] == pytest.approx(10.0 / 7.5 + 0.8)
+
+
+def test_trips_ending_on_a_link_leave_with_its_queue() -> None:
+    """The loss fraction applies to the inflow on a link with a free exit cross-section and
+    to the outflow where a queue stands on its exit loops (FIFO): 8 in, 2 out, exit loop at
+    jam density -> 2; exit loop empty -> 8; half jam -> 5."""
+    from signalopt.estimate import _loss_base
+
+    net = _shared_lanes_net()
+    model = estimator_model(net)
+    a = net.link_index["A"]
+    u, w = np.full(net.n_links, 8.0), np.full(net.n_links, 2.0)
+    for jam_share, expected in ((1.0, 2.0), (0.0, 8.0), (0.5, 5.0)):
+        k_out = np.full(net.n_links, jam_share / 7.5)
+        assert _loss_base(model, u, w, k_out, 7.5)[a] == pytest.approx(expected)
 
 
 def test_calibrated_uncertainty_hand_checked(t_junction_net) -> None:
