@@ -411,10 +411,14 @@ def summarize(
     """Close the scan: fit turning flows, compute movement flows/queues; reset accumulators."""
     n_links = model.link_len.shape[0]
     n_k = min(state.acc_intervals, state.scan_stop.shape[0])
+    bad = state.acc_flags != 0  # flagged at some point during the scan
+    in_link = np.repeat(np.arange(n_links), np.diff(model.in_indptr))
+    in_bad = np.bincount(in_link, weights=bad[model.in_det], minlength=n_links) > 0
+    lane_seen = (model.lane_stop >= 0) & ~bad[np.maximum(model.lane_stop, 0)]
     mov_count, share = fit_turning(
         state.scan_stop, state.scan_in, n_k, model.row_lane, model.row_mov, state.row_share,
-        model.mov_to, np.diff(model.in_indptr) > 0, model.mov_from.shape[0],
-        params.turn_iterations, params.flow_smoothing)
+        model.mov_to, (np.diff(model.in_indptr) > 0) & ~in_bad, lane_seen,
+        model.mov_from.shape[0], params.turn_iterations, params.flow_smoothing)
     ratio = turning_ratios(mov_count, state.turning_ratio, model.mov_from, n_links)
     scan_s = max(state.acc_intervals, 1) * params.interval_s
     arrivals = state.scan_in[:n_k].sum(axis=0)[model.mov_from]

@@ -15,7 +15,7 @@ from numba import njit
 
 @njit(cache=True)
 def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, link_seen,
-                n_mov, iters, smoothing):
+                lane_seen, n_mov, iters, smoothing):
     """Fit each lane's split over its movements to one scan of interval counts (EM).
 
     ``scan_stop[k, lane]`` are the stop-line counts and ``scan_in[k, link]`` the entry counts
@@ -23,9 +23,11 @@ def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, l
     count of an outgoing link in interval k is the sum over the rows feeding it of share x
     lane count in k. Approaches are green at different times, so the intervals separate
     what the scan totals cannot (a shared right/through lane). Multiplicative
-    (Richardson-Lucy) updates keep shares >= 0 and summing to 1 per lane; links without
-    entry loops (``link_seen`` False) do not constrain. Starts from, and is smoothed
-    towards, the previous shares. Returns movement counts over the scan and the new shares.
+    (Richardson-Lucy) updates keep shares >= 0 and summing to 1 per lane. Links without
+    healthy entry loops (``link_seen`` False) do not constrain; lanes without a healthy
+    stop-line loop (``lane_seen`` False) keep their shares (their imputed counts still feed
+    the predictions). Starts from, and is smoothed towards, the previous shares. Returns
+    movement counts over the scan and the new shares.
     """
     n_rows, n_lanes = row_lane.shape[0], scan_stop.shape[1]
     lane_tot = np.zeros(n_lanes)
@@ -48,7 +50,7 @@ def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, l
                     f[r] += scan_stop[k, ln] / lane_tot[ln]
         tot = np.zeros(n_lanes)
         for r in range(n_rows):
-            x[r] *= f[r] if lane_tot[row_lane[r]] > 0 else 1.0
+            x[r] *= f[r] if lane_tot[row_lane[r]] > 0 and lane_seen[row_lane[r]] else 1.0
             tot[row_lane[r]] += x[r]
         for r in range(n_rows):
             if tot[row_lane[r]] > 0:
@@ -59,7 +61,7 @@ def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, l
     share = row_share.copy()
     for r in range(n_rows):
         mov_count[row_mov[r]] += x[r] * lane_tot[row_lane[r]]
-        if lane_tot[row_lane[r]] > 0:
+        if lane_tot[row_lane[r]] > 0 and lane_seen[row_lane[r]]:
             share[r] = (1 - smoothing) * row_share[r] + smoothing * x[r]
     return mov_count, share
 
