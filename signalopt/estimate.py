@@ -4,14 +4,20 @@ Each link carries a *cell*: the road between its entry loops and its exit cross-
 stop-line loops, else the entry loops of the next links, else the link end with free-flow
 exit). Per interval a two-state Kalman filter per cell predicts by conservation,
 
-    N' = N + in - out - beta * in,        beta' = beta (random walk),
+    N' = N + in - out - beta * x,        beta' = beta (random walk),
 
 where ``beta`` is the cell's net loss fraction (trips that end or start inside it, which
-counts never see), and corrects with a vehicle measurement: camera zone occupancy ->
-vehicles where a zone exists, else loop occupancy -> density x length (weak). Imputed counts
-(QA) add their variance to the prediction, so uncertainty grows when detectors fail. Link
-vehicles = cell + head (before the entry loops) + tail (after the stop line) - the part of
-the cell lying on the next link; vehicles inside junctions ~ stop-line flow x ``junction_s``.
+counts never see) and ``x`` the flow it applies to: the inflow, or the outflow where a queue
+stands on the exit loops (trips ending there wait in it). It corrects with a vehicle
+measurement: camera zone occupancy -> vehicles where a zone exists, else loop occupancy ->
+density x length (weak), plus half of each vehicle straddling a boundary loop (counts put it
+wholly on one side, a zone sees part of it). Imputed counts (QA) add their variance to the
+prediction, so uncertainty grows when detectors fail. Link vehicles = cell + head (before
+the entry loops; from the zone's queue profile where a camera sees it, counted by fronts) +
+tail (after the stop line) - the part of the cell lying on the next link (never more than
+the cell holds). Vehicles inside junctions = stop-line flow x a dwell that grows with the
+occupancy at the junction's exits. The network total sums the links before clipping each at
+0, so noise around empty links does not bias it upwards.
 Every scan (120 s) turning flows are fitted (``signalopt.turning``): each lane's split over its
 movements that best explains, interval by interval, the entry counts of the outgoing links.
 
