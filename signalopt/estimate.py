@@ -376,7 +376,8 @@ def update_interval(
         link_var=var,
         internal=float(internal), internal_var=_internal_var(m, out, p),
         lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
-        scan_in=_add_row(state.scan_in, state.acc_intervals, u), acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
+        scan_in=_add_row(state.scan_in, state.acc_intervals, u),
+        acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
         t_end=float(t_end))
 
 

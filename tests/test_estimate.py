@@ -12,11 +12,22 @@ from signalopt.estimate import (
     Estimate,
     _calibrated_var,
     _link_inputs,
+    _loss_base,
     estimate,
     estimator_model,
     init_state,
     run_estimator,
 )
+from signalopt.network import (
+    CompiledNetwork,
+    IntersectionSpec,
+    LinkSpec,
+    MovementSpec,
+    NetworkSpec,
+    PhaseSpec,
+    compile_network,
+)
+from tests.conftest import approach_detectors, entry
 from tests.naive import naive_conservation
 
 T = 30.0
@@ -112,19 +123,9 @@ def test_turning_ratios_dedicated_lanes(t_junction_net) -> None:
     assert e.mov_flow[0] == pytest.approx(900.0)
 
 
-def _shared_lanes_net():
+def _shared_lanes_net() -> CompiledNetwork:
     """Approaches A and B (one shared lane each) both feed exits X and Y; A is green in the
     first half of the cycle, B in the second."""
-    from signalopt.network import (
-        IntersectionSpec,
-        LinkSpec,
-        MovementSpec,
-        NetworkSpec,
-        PhaseSpec,
-        compile_network,
-    )
-    from tests.conftest import approach_detectors, entry
-
     links = tuple(LinkSpec(id=i, from_node=a, to_node=b, length=100.0, lanes=1, speed=10.0)
                   for i, a, b in (("A", "a", "J"), ("B", "b", "J"), ("X", "J", "x"), ("Y", "J", "y")))
     inter = IntersectionSpec(id="J", phases=(
@@ -230,8 +231,6 @@ def test_trips_ending_on_a_link_leave_with_its_queue() -> None:
     """The loss fraction applies to the inflow on a link with a free exit cross-section and
     to the outflow where a queue stands on its exit loops (FIFO): 8 in, 2 out, exit loop at
     jam density -> 2; exit loop empty -> 8; half jam -> 5."""
-    from signalopt.estimate import _loss_base
-
     net = _shared_lanes_net()
     model = estimator_model(net)
     a = net.link_index["A"]
