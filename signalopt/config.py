@@ -26,6 +26,10 @@ class QAParams(_Params):
     stuck_zero_intervals: int = Field(
         default=20, ge=2,
         description="zero count with non-zero flow at neighbours this many times = stuck at zero")
+    stuck_zero_zone_intervals: int = Field(
+        default=2, ge=1,
+        description="a camera zone counting nobody while the stop-line loop inside it counts"
+                    " >= 2 this many times = stuck (every car the loop counts crossed the zone)")
     chatter_ratio: float = Field(
         default=2.5, gt=1, description="count above this multiple of the neighbours' = chatter")
     chatter_min_count: int = Field(

@@ -52,6 +52,7 @@ class DetectorModel(NamedTuple):
     group_indptr: np.ndarray  # CSR over groups
     group_det: np.ndarray
     speed_limit: np.ndarray  # (n_det,) speed limit of its link, m/s
+    covers: np.ndarray  # (n_det,) for a zone, the stop-line loop inside it on its lane, else -1
 
 
 class QAState(NamedTuple):
@@ -94,10 +95,15 @@ def detector_model(net: CompiledNetwork) -> DetectorModel:
     indptr = np.zeros(len(uniq) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(group, minlength=len(uniq)))
     speed = net.link_speed[net.det_link] if n else np.zeros(0)
+    covers = np.full(n, -1, dtype=np.int64)
+    for d in np.flatnonzero(net.det_kind == KIND_ZONE):
+        s = loops.get((int(net.det_link[d]), int(net.det_lane[d]), KIND_STOPLINE), -1)
+        if s >= 0 and net.det_pos[d] <= net.det_pos[s] <= net.det_pos[d] + net.det_length[d]:
+            covers[d] = s
     return DetectorModel(
         kind=np.ascontiguousarray(net.det_kind, dtype=np.int64), partner=partner,
         group=group.astype(np.int64), group_indptr=indptr, group_det=order.astype(np.int64),
-        speed_limit=np.ascontiguousarray(speed, dtype=np.float64),
+        speed_limit=np.ascontiguousarray(speed, dtype=np.float64), covers=covers,
     )
 
 
@@ -151,7 +157,8 @@ def qa_interval(
         np.ascontiguousarray(occupancy, dtype=np.float64),
         np.ascontiguousarray(speed, dtype=np.float64),
         *model, *state, interval_s, params.max_flow_veh_h_lane, params.stuck_intervals,
-        params.stuck_zero_intervals, params.chatter_ratio, params.chatter_min_count,
+        params.stuck_zero_intervals, params.stuck_zero_zone_intervals, params.chatter_ratio,
+        params.chatter_min_count,
         params.vehicle_length_m, params.max_occupancy_per_flow, params.history_weight,
     )
     return QAResult(*res[:6]), QAState(*res[6:])
@@ -229,9 +236,9 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist):
 
 
 @njit(cache=True)
-def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, vmax,
+def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, vmax, covers,
              last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
-             chatter_ratio, chatter_min, veh_len, occ_ratio, w):
+             stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
     n = count.shape[0]
     flags = np.zeros(n, dtype=np.uint8)
@@ -254,6 +261,14 @@ def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, v
                 flags[d] |= STUCK
         if count[d] >= chatter_min and count[d] > chatter_ratio * ref + 3.0:
             flags[d] |= CHATTER
+    for d in range(n):  # a camera that sees nobody while the loop inside its view counts cars
+        s = covers[d]
+        if s < 0 or not ok[s] or not ok[d]:
+            continue
+        if count[d] == 0 and count[s] >= 2.0:
+            new_zero[d] = zero_run[d] + 1
+            if new_zero[d] >= stuck_zero_zone_n:
+                flags[d] |= STUCK
     ok = flags == 0
     return _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, flags, ok,
                    new_run, new_zero, hist_c, hist_o, w)

@@ -105,6 +105,18 @@ def test_stuck_at_zero_while_partner_counts(t_junction_net) -> None:
     assert ((res.flags[:, d] & STUCK) > 0).tolist() == [False] * 2 + [True] * 8
 
 
+def test_blind_camera_flagged_while_its_stop_loop_counts(t_junction_net) -> None:
+    """SJ's camera zone covers the stop-line loop of its lane: every car that loop counts
+    drove through the zone, so a zone counting nobody for 2 intervals while the loop counts
+    4-8 is stuck; the zone is then imputed, not trusted."""
+    net = t_junction_net
+    count, occ = _varying(6, net.n_detectors)
+    d = net.det_index["SJ_0_zone"]
+    count[:, d], occ[:, d] = 0.0, 0.0
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    assert ((res.flags[:, d] & STUCK) > 0).tolist() == [False] + [True] * 5
+
+
 def test_chatter_against_partner(t_junction_net) -> None:
     net = t_junction_net
     count, occ = _varying(3, net.n_detectors)
