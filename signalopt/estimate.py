@@ -108,6 +108,12 @@ def _density(o, veh_len, jam):
 
 
 @njit(cache=True)
+def _occ_share(o):
+    """Share of the interval (0-1) a loop was occupied: the expected vehicles over it."""
+    return min(max(o, 0.0), 100.0) / 100.0 if o == o else 0.0
+
+
+@njit(cache=True)
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
@@ -131,13 +137,13 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             u[l] += count[d]
             uv[l] += cvar[d] + count_var
             k_in[l] += _density(occ[d], veh_len, jam)
-            o_in += min(max(occ[d], 0.0), 100.0) / 100.0 if occ[d] == occ[d] else 0.0
+            o_in += _occ_share(occ[d])
         for j in range(out_indptr[l], out_indptr[l + 1]):
             d = out_det[j]
             w[l] += out_w[j] * count[d]
             wv[l] += out_w[j] * out_w[j] * (cvar[d] + count_var)
             k_out[l] += out_w[j] * _density(occ[d], veh_len, jam)
-            o_out += out_w[j] * (min(max(occ[d], 0.0), 100.0) / 100.0 if occ[d] == occ[d] else 0.0)
+            o_out += out_w[j] * _occ_share(occ[d])
         cell_len = exit_pos[l] - entry_pos[l]
         hi = min(exit_pos[l], link_len[l])
         zv, zvar, cov = 0.0, 0.0, 0.0
@@ -335,7 +341,8 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
     return EstimatorState(
         qa=init_qa_state(n_det), cell=np.zeros(n), beta=np.full(n, params.sink_prior),
         p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
-        link_vehicles=np.zeros(n), link_var=np.full(n, 1.0), links_total=0.0, internal=0.0, internal_var=0.0,
+        link_vehicles=np.zeros(n), link_var=np.full(n, 1.0), links_total=0.0, internal=0.0,
+        internal_var=0.0,
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
         scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
         acc_flags=np.zeros(n_det, dtype=np.uint8), acc_intervals=0, t_end=float("nan"),
@@ -372,8 +379,7 @@ def update_interval(
     stop = np.where(m.lane_stop >= 0, qa.count[np.maximum(m.lane_stop, 0)], 0.0)
     return state._replace(
         cell=cell, beta=beta, p00=p00, p01=p01, p11=p11, link_vehicles=veh,
-        links_total=links_total,
-        link_var=var,
+        links_total=links_total, link_var=var,
         internal=float(internal), internal_var=_internal_var(m, out, p),
         lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
         scan_in=_add_row(state.scan_in, state.acc_intervals, u),

@@ -107,10 +107,10 @@ def _loop(sim, ctrl, spec, net, scenario, layout, progress):
     api = sim.api
     ctx = SimContext(api=api, spec=spec, net=net, begin=scenario.begin, interval_s=layout.interval_s)
     ctrl.setup(ctx)
-    reader = DetectorReader(api, spec.detectors, interval_s=layout.interval_s)
+    step = 1.0
+    reader = DetectorReader(api, spec.detectors, interval_s=layout.interval_s, step_s=step)
     truth = GroundTruthRecorder(api, spec)
     chunks = []
-    step = 1.0
     n_steps = round(scenario.duration / step)
     interval_steps = max(1, round(layout.interval_s / step))
     scan_steps = round(SCAN_S / step)
