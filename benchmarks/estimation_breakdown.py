@@ -1,0 +1,219 @@
+"""Where the estimator's network error comes from: an error budget by component (issue #4).
+
+Simulates pilot128 (fixed time) once while recording every vehicle's position at the end of
+each detector interval, runs the estimator on the run's counts, and splits the error of the
+network total into the parts the estimator models separately:
+
+- ``cells``: the road between a link's counting loops (conservation + camera correction);
+- ``heads+tails``: vehicles on a link that no cell holds (before the first counting loop after
+  a junction, after the stop-line loop);
+- ``internal``: vehicles inside junctions.
+
+A loop counts a vehicle when its *back* leaves it (SUMO's E1, as a real loop with its
+presence-drop logic), so the true cell holds the vehicles whose back lies between its loops.
+Also scores each cell's camera measurement (an interval mean) against the true mean of the
+interval's start and end (the chord the filter assumes), by link class. Errors are grouped by
+the scan's position in the signal cycle, because pilot128's fixed-time plans all run in step.
+
+    python benchmarks/estimation_breakdown.py --out results/estimation_breakdown
+    python benchmarks/estimation_breakdown.py --demand offpeak --duration 1800 --out ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from signalopt.config import EstimatorParams, QAParams
+from signalopt.detectors import build_frame
+from signalopt.estimate import OUT_NEXT_ENTRY, OUT_STOPLINE, _link_inputs, init_state, step
+from signalopt.estimator_model import estimator_model
+from signalopt.io.counts import load_counts
+from signalopt.network import compile_network
+
+
+def simulate_traced(demand: str, seed: int, duration: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run pilot128 under fixed time; return (counts rows, vehicle positions per interval end)."""
+    from scenarios.registry import resolve_scenario
+    from sim.backend import open_backend
+    from sim.controllers import SimContext, make_controller
+    from sim.detectors import DetectorLayout, DetectorReader, instrumented_network, write_detector_file
+
+    sc = resolve_scenario("pilot128", demand=demand, seed=seed, duration=duration)
+    layout = DetectorLayout()
+    spec = instrumented_network(sc.net, layout)
+    sim, ctrl = open_backend("libsumo"), make_controller("fixed")
+    rows, counts = [], []
+    with tempfile.TemporaryDirectory(prefix="signalopt-trace-") as tmp:
+        det = write_detector_file(spec.detectors, Path(tmp) / "d.add.xml", interval_s=layout.interval_s)
+        sim.start(["-n", str(sc.net), "-r", ",".join(map(str, sc.routes)),
+                   "-a", ",".join(map(str, [*sc.additionals, det])), "--begin", f"{sc.begin:g}",
+                   "--end", f"{sc.end:g}", "--seed", str(seed), "--no-step-log", "--no-warnings"])
+        try:
+            api = sim.api
+            ctx = SimContext(api=api, spec=spec, net=compile_network(spec), begin=sc.begin,
+                             interval_s=layout.interval_s)
+            ctrl.setup(ctx)
+            reader = DetectorReader(api, spec.detectors, interval_s=layout.interval_s)
+            every = round(layout.interval_s)
+            for k in range(1, round(duration) + 1):
+                t = sc.begin + k
+                sim.step(t)
+                ctrl.on_step(ctx, t)
+                if k % every:
+                    continue
+                counts.append(pd.DataFrame(reader.read(t - layout.interval_s)))
+                veh = api.vehicle
+                rows += [(t, v, veh.getRoadID(v), veh.getLanePosition(v), veh.getLength(v))
+                         for v in veh.getIDList()]
+        finally:
+            sim.close()
+    return (pd.concat(counts, ignore_index=True),
+            pd.DataFrame(rows, columns=["t", "veh", "edge", "pos", "length"]))
+
+
+def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
+              params: EstimatorParams | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Error of the network total by component and cycle phase; camera chord error by class."""
+    from estimation import pilot_network  # the same network and detectors as the simulation
+
+    params = params or EstimatorParams()
+    net = pilot_network()
+    model = estimator_model(net)
+    frame = build_frame(load_counts(counts, net), net, interval_s=params.interval_s)
+    t_end = frame.times + params.interval_s
+    links, heads, tails, cells, covered, true_internal = _true_parts(snaps, net, model, t_end)
+
+    # --- the estimator, interval by interval, keeping what it does not publish
+    state, qa = init_state(model, params), QAParams()
+    est_cell, est_links, est_int, zone = [], [], [], []
+    for k in range(t_end.shape[0]):
+        state = step(model, state, frame.count[k], frame.occupancy[k], frame.speed[k],
+                     t_start=float(frame.times[k]), params=params, qa_params=qa)
+        est_cell.append(state.cell.copy())
+        est_links.append(state.links_total)
+        est_int.append(state.internal)
+        zone.append(_camera(model, params, frame.count[k], frame.occupancy[k]))
+    est_cell, zone = np.array(est_cell), np.array(zone)
+    est_links, est_int = np.array(est_links), np.array(est_int)
+
+    skip = 4  # the first two minutes start from an empty network
+    phase = np.round(t_end % cycle_s).astype(int)
+    rows = pd.DataFrame({
+        "phase_s": phase,
+        "true_total": links.sum(1) + true_internal,
+        "network": np.maximum(est_links, 0) + est_int - links.sum(1) - true_internal,
+        "cells": est_cell.sum(1) - cells.sum(1),
+        "heads+tails": (est_links - est_cell.sum(1)) - heads[:, ~covered].sum(1) - tails.sum(1),
+        "internal": est_int - true_internal,
+    })[skip:]
+    budget = pd.concat([rows.groupby("phase_s").mean(), rows.drop(columns="phase_s").mean()
+                        .to_frame("all").T]).round(1)
+    budget.index = budget.index.astype(str)
+
+    chord = np.r_[cells[:1], 0.5 * (cells[1:] + cells[:-1])]
+    classes = {
+        "approach (stop-line exit)": model.out_kind == OUT_STOPLINE,
+        "feeds an approach (next-entry exit)": model.out_kind == OUT_NEXT_ENTRY,
+        "other (free exit)": ~np.isin(model.out_kind, (OUT_STOPLINE, OUT_NEXT_ENTRY)),
+    }
+    seen = ~np.isnan(zone).any(0)
+    cam = []
+    for name, cls in classes.items():
+        m = cls & seen
+        err = zone[skip:, m] - chord[skip:, m]
+        cam.append({"links": name, "n": int(m.sum()), "true_cells_mean": cells[skip:, m].sum(1).mean(),
+                    "camera_minus_chord": err.sum(1).mean(), "mean_abs_per_link": np.abs(err).mean(),
+                    "cell_error": (est_cell[skip:, m] - cells[skip:, m]).sum(1).mean()})
+    return budget, pd.DataFrame(cam).round(3)
+
+
+def _true_parts(snaps: pd.DataFrame, net, model, t_end: np.ndarray) -> tuple:
+    """True vehicles per interval end and link: on the link, in its head, in its tail, in its
+    cell (with the heads of the links it feeds), which heads lie in a cell, and in junctions.
+
+    A loop counts a vehicle when its back passes (SUMO's E1), so a vehicle is in a cell while
+    its back lies between the cell's loops.
+    """
+    n = net.n_links
+    internal = snaps[snaps.edge.str.startswith(":")].groupby("t").size()
+    on = snaps[~snaps.edge.str.startswith(":")].copy()
+    index = {e: i for i, e in enumerate(net.link_ids)}
+    on["li"] = on.edge.map(index)
+    on = on[on.li.notna()]
+    li = on.li.to_numpy(dtype=np.int64)
+    back = on.pos.to_numpy() - on.length.to_numpy()
+    ti = np.searchsorted(t_end, on.t.to_numpy())
+    head = back < model.entry_pos[li]
+    tail = (back >= model.exit_pos[li]) & (model.out_kind[li] == OUT_STOPLINE)
+
+    def grid(mask: np.ndarray) -> np.ndarray:
+        out = np.zeros((t_end.shape[0], n))
+        np.add.at(out, (ti[mask], li[mask]), 1.0)
+        return out
+
+    links, heads, tails = grid(np.ones(li.shape[0], dtype=bool)), grid(head), grid(tail)
+    cells = links - heads - tails  # each link's own part of its cell
+    covered = np.zeros(n, dtype=bool)  # heads inside the cell of the link before them
+    for l in np.flatnonzero(model.out_kind == OUT_NEXT_ENTRY):  # noqa: E741
+        for j in range(model.succ_indptr[l], model.succ_indptr[l + 1]):
+            s = model.succ[j]
+            covered[s] = True
+            cells[:, l] += model.succ_w[j] * heads[:, s]
+    true_internal = internal.reindex(t_end, fill_value=0).to_numpy(dtype=np.float64)
+    return links, heads, tails, cells, covered, true_internal
+
+
+def _camera(model, params: EstimatorParams, count: np.ndarray, occ: np.ndarray) -> np.ndarray:
+    """Each cell's camera (or loop) vehicle measurement this interval (NaN = none)."""
+    m, p = model, params
+    out = _link_inputs(
+        np.nan_to_num(count), np.zeros_like(count), occ, np.zeros(count.shape[0], dtype=np.int64),
+        m.in_indptr, m.in_det, m.out_indptr, m.out_det, m.out_w, m.zone_indptr, m.zone_det,
+        m.zone_start, m.zone_end, m.entry_pos, m.exit_pos, m.link_len, m.link_lanes,
+        p.vehicle_length_m, p.jam_spacing_m, p.count_var, p.zone_rel_std, p.zone_abs_std,
+        p.loop_rel_std, p.loop_abs_std, p.loop_out_weight, m.succ_indptr, m.succ, m.succ_w,
+        p.loop_boundary)
+    return out[7]
+
+
+def _md(df: pd.DataFrame) -> str:
+    """A frame as a markdown table (its index as the first column)."""
+    df = df.reset_index()
+    head = "| " + " | ".join(map(str, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(f"{v:g}" if isinstance(v, float) else str(v)
+                                           for v in row) + " |\n"
+                          for row in df.itertuples(index=False))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="estimator error budget vs SUMO vehicle positions")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--demand", default="peak_ramp")
+    ap.add_argument("--seed", type=int, default=45, help="45: the calibration seed")
+    ap.add_argument("--duration", type=float, default=1800.0)
+    ap.add_argument("--cycle", type=float, default=90.0, help="signal cycle of the plans, s")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(Path(__file__).parent))
+    counts, snaps = simulate_traced(args.demand, args.seed, args.duration)
+    budget, cam = breakdown(counts, snaps, args.cycle)
+    args.out.mkdir(parents=True, exist_ok=True)
+    budget.to_csv(args.out / f"budget-{args.demand}.csv")
+    cam.to_csv(args.out / f"camera-{args.demand}.csv", index=False)
+    md = (f"# Estimator error budget, pilot128 {args.demand}, seed {args.seed}, "
+          f"{args.duration:g} s (vehicles, estimate - truth, mean per interval end)\n\n"
+          f"By position in the {args.cycle:g} s cycle:\n\n{_md(budget.rename_axis('phase_s'))}\n\n"
+          f"Camera measurement vs the chord the filter assumes, by link class:\n\n"
+          f"{_md(cam.set_index('links'))}\n")
+    (args.out / f"breakdown-{args.demand}.md").write_text(md)
+    print(md)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
