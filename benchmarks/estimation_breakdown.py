@@ -37,8 +37,9 @@ from signalopt.io.counts import load_counts
 from signalopt.network import compile_network
 
 
-def simulate_traced(demand: str, seed: int, duration: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run pilot128 under fixed time; return (counts rows, vehicle positions per interval end)."""
+def simulate_traced(demand: str, seed: int, duration: float,
+                    controller: str = "fixed") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run pilot128 under ``controller``; return (counts rows, vehicle positions per interval end)."""
     from scenarios.registry import resolve_scenario
     from sim.backend import open_backend
     from sim.controllers import SimContext, make_controller
@@ -47,7 +48,7 @@ def simulate_traced(demand: str, seed: int, duration: float) -> tuple[pd.DataFra
     sc = resolve_scenario("pilot128", demand=demand, seed=seed, duration=duration)
     layout = DetectorLayout()
     spec = instrumented_network(sc.net, layout)
-    sim, ctrl = open_backend("libsumo"), make_controller("fixed")
+    sim, ctrl = open_backend("libsumo"), make_controller(controller)
     rows, counts = [], []
     with tempfile.TemporaryDirectory(prefix="signalopt-trace-") as tmp:
         det = write_detector_file(spec.detectors, Path(tmp) / "d.add.xml", interval_s=layout.interval_s)
@@ -67,7 +68,9 @@ def simulate_traced(demand: str, seed: int, duration: float) -> tuple[pd.DataFra
                 ctrl.on_step(ctx, t)
                 if k % every:
                     continue
-                counts.append(pd.DataFrame(reader.read(t - layout.interval_s)))
+                cols = reader.read(t - layout.interval_s)
+                ctrl.on_counts(ctx, cols, t)
+                counts.append(pd.DataFrame(cols))
                 veh = api.vehicle
                 rows += [(t, v, veh.getRoadID(v), veh.getLanePosition(v), veh.getLength(v))
                          for v in veh.getIDList()]
@@ -197,20 +200,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--demand", default="peak_ramp")
     ap.add_argument("--seed", type=int, default=45, help="45: the calibration seed")
     ap.add_argument("--duration", type=float, default=1800.0)
+    ap.add_argument("--controller", default="fixed", help="signal control during the run")
     ap.add_argument("--cycle", type=float, default=90.0, help="signal cycle of the plans, s")
+    ap.add_argument("--fresh", action="store_true", help="re-simulate even if a trace is saved")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
-    counts, snaps = simulate_traced(args.demand, args.seed, args.duration)
+    tag = f"{args.demand}-{args.controller}"
+    cache = args.out / f"trace-{tag}-s{args.seed}-{args.duration:g}.parquet"
+    if cache.exists() and not args.fresh:
+        counts = pd.read_parquet(cache.with_suffix(".counts.parquet"))
+        snaps = pd.read_parquet(cache)
+    else:
+        counts, snaps = simulate_traced(args.demand, args.seed, args.duration, args.controller)
+        args.out.mkdir(parents=True, exist_ok=True)
+        counts.to_parquet(cache.with_suffix(".counts.parquet"))
+        snaps.to_parquet(cache)
     budget, cam = breakdown(counts, snaps, args.cycle)
     args.out.mkdir(parents=True, exist_ok=True)
-    budget.to_csv(args.out / f"budget-{args.demand}.csv")
-    cam.to_csv(args.out / f"camera-{args.demand}.csv", index=False)
-    md = (f"# Estimator error budget, pilot128 {args.demand}, seed {args.seed}, "
+    budget.to_csv(args.out / f"budget-{tag}.csv")
+    cam.to_csv(args.out / f"camera-{tag}.csv", index=False)
+    md = (f"# Estimator error budget, pilot128 {args.demand} under {args.controller}, seed {args.seed}, "
           f"{args.duration:g} s (vehicles, estimate - truth, mean per interval end)\n\n"
           f"By position in the {args.cycle:g} s cycle:\n\n{_md(budget.rename_axis('phase_s'))}\n\n"
           f"Camera measurement vs the chord the filter assumes, by link class:\n\n"
           f"{_md(cam.set_index('links'))}\n")
-    (args.out / f"breakdown-{args.demand}.md").write_text(md)
+    (args.out / f"breakdown-{tag}.md").write_text(md)
     print(md)
     return 0
 
