@@ -23,13 +23,14 @@ class QAParams(_Params):
         default=3000.0, gt=0, description="a loop counting more per lane-hour is implausible")
     stuck_intervals: int = Field(
         default=6, ge=2, description="identical non-zero count+occupancy this many times = stuck")
-    stuck_zero_intervals: int = Field(
-        default=20, ge=2,
-        description="zero count with non-zero flow at neighbours this many times = stuck at zero")
-    stuck_zero_zone_intervals: int = Field(
-        default=2, ge=1,
+    stuck_zero_vehicles: float = Field(
+        default=10.0, gt=0,
+        description="a loop counting nobody while the other loop on its lane counts this many"
+                    " vehicles = stuck at zero (the stretch between them holds a few at most)")
+    stuck_zero_zone_vehicles: float = Field(
+        default=4.0, gt=0,
         description="a camera zone counting nobody while the stop-line loop inside it counts"
-                    " >= 2 this many times = stuck (every car the loop counts crossed the zone)")
+                    " this many vehicles = stuck (every car the loop counts crossed the zone)")
     chatter_ratio: float = Field(
         default=2.5, gt=1, description="count above this multiple of the neighbours' = chatter")
     chatter_min_count: int = Field(
@@ -99,6 +100,9 @@ class EstimatorParams(_Params):
         description="extra seconds inside a junction per unit occupancy (0-1) at its exits"
                     " (with junction_s, least squares on pilot128 seed 45, not a scored seed)")
     junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
+    turn_lag_s: float = Field(
+        default=4.0, ge=0,
+        description="seconds from the stop-line loop to the next link's entry loop")
     turn_iterations: int = Field(default=10, ge=0, description="EM sweeps of the turning fit per scan")
     flow_smoothing: float = Field(
         default=0.5, gt=0, le=1, description="EWMA weight of the newest scan in turning ratios")

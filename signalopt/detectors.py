@@ -31,7 +31,7 @@ FLAG_NAMES = {NO_DATA: "no_data", STUCK: "stuck", CHATTER: "chatter",
               INCONSISTENT: "inconsistent", IMPLAUSIBLE: "implausible"}
 KIND_ENTRY, KIND_STOPLINE, KIND_ZONE = 0, 1, 2
 # how a value was imputed (source code per detector per interval)
-SRC_MEASURED, SRC_PARTNER, SRC_SIBLINGS, SRC_HISTORY = 0, 1, 2, 3
+SRC_MEASURED, SRC_PARTNER, SRC_SIBLINGS, SRC_HISTORY, SRC_UPSTREAM = 0, 1, 2, 3, 4
 
 
 class DetectorFrame(NamedTuple):
@@ -61,7 +61,7 @@ class QAState(NamedTuple):
     last_count: np.ndarray
     last_occ: np.ndarray
     run: np.ndarray  # intervals the same non-trivial value repeated
-    zero_run: np.ndarray  # intervals of zero while neighbours saw traffic
+    zero_run: np.ndarray  # vehicles neighbours counted since this one last counted any
     hist_count: np.ndarray  # EWMA of healthy counts (NaN until first seen)
     hist_occ: np.ndarray
 
@@ -111,7 +111,7 @@ def init_qa_state(n_detectors: int) -> QAState:
     """A fresh QA state: no history, no runs."""
     nan = np.full(n_detectors, np.nan)
     zero = np.zeros(n_detectors, dtype=np.int64)
-    return QAState(nan.copy(), nan.copy(), zero.copy(), zero.copy(), nan.copy(), nan.copy())
+    return QAState(nan.copy(), nan.copy(), zero, np.zeros(n_detectors), nan.copy(), nan.copy())
 
 
 def build_frame(
@@ -149,15 +149,23 @@ def build_frame(
 
 def qa_interval(
     model: DetectorModel, state: QAState, count: np.ndarray, occupancy: np.ndarray,
-    speed: np.ndarray, *, interval_s: float, params: QAParams,
+    speed: np.ndarray, *, interval_s: float, params: QAParams, expected: np.ndarray | None = None,
 ) -> tuple[QAResult, QAState]:
-    """Check one interval of every detector, impute what is flagged; return result and new state."""
+    """Check one interval of every detector, impute what is flagged; return result and new state.
+
+    ``expected``: per detector, the count that upstream conservation predicts (NaN = none),
+    e.g. an entry loop's share of the flow the stop lines upstream released into its link.
+    It stands in for a partner loop where a detector has none.
+    """
+    if expected is None:
+        expected = np.full(count.shape[0], np.nan)
     res = _qa_step(
         np.ascontiguousarray(count, dtype=np.float64),
         np.ascontiguousarray(occupancy, dtype=np.float64),
         np.ascontiguousarray(speed, dtype=np.float64),
+        np.ascontiguousarray(expected, dtype=np.float64),
         *model, *state, interval_s, params.max_flow_veh_h_lane, params.stuck_intervals,
-        params.stuck_zero_intervals, params.stuck_zero_zone_intervals, params.chatter_ratio,
+        params.stuck_zero_vehicles, params.stuck_zero_zone_vehicles, params.chatter_ratio,
         params.chatter_min_count,
         params.vehicle_length_m, params.max_occupancy_per_flow, params.history_weight,
     )
@@ -236,7 +244,7 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist):
 
 
 @njit(cache=True)
-def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, vmax, covers,
+def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, vmax, covers,
              last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
              stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
@@ -249,35 +257,44 @@ def _qa_step(count, occ, speed, kind, partner, group, group_indptr, group_det, v
         flags[d] = f
         new_run[d] = r
     ok = flags == 0
-    new_zero = np.zeros(n, dtype=np.int64)
+    # stuck at zero: vehicles its partner loop (or, for a camera, the stop-line loop inside
+    # its view) has counted since it last counted anyone; kept while it reads zero, so
+    # sparse traffic adds up instead of restarting the count every quiet interval
+    new_zero = np.where(count == 0.0, zero_run, 0.0)
     for d in range(n):  # neighbour checks: stuck at zero, chatter vs partner
         p = partner[d]
-        if p < 0 or not ok[p] or not ok[d]:
+        if not ok[d]:
             continue
-        ref = count[p]
-        if count[d] == 0 and ref >= 2.0:
-            new_zero[d] = zero_run[d] + 1
+        if p >= 0 and ok[p]:
+            ref = count[p]
+            if count[d] >= chatter_min and count[d] > chatter_ratio * ref + 3.0:
+                flags[d] |= CHATTER
+        elif p < 0 and expected[d] == expected[d]:
+            ref = expected[d]  # no partner loop: what upstream released towards it
+        else:
+            continue
+        if count[d] == 0:
+            new_zero[d] += ref
             if new_zero[d] >= stuck_zero_n:
                 flags[d] |= STUCK
-        if count[d] >= chatter_min and count[d] > chatter_ratio * ref + 3.0:
-            flags[d] |= CHATTER
     for d in range(n):  # a camera that sees nobody while the loop inside its view counts cars
         s = covers[d]
         if s < 0 or not ok[s] or not ok[d]:
             continue
-        if count[d] == 0 and count[s] >= 2.0:
-            new_zero[d] = zero_run[d] + 1
+        if count[d] == 0:
+            new_zero[d] += count[s]
             if new_zero[d] >= stuck_zero_zone_n:
                 flags[d] |= STUCK
     ok = flags == 0
-    return _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, flags, ok,
-                   new_run, new_zero, hist_c, hist_o, w)
+    return _impute(count, occ, speed, expected, kind, partner, group, group_indptr, group_det,
+                   flags, ok, new_run, new_zero, hist_c, hist_o, w)
 
 
 @njit(cache=True)
-def _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, flags, ok,
+def _impute(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, flags, ok,
             new_run, new_zero, hist_c, hist_o, w):
-    """Replace flagged values from partner, same-kind siblings or history; update history."""
+    """Replace flagged values from partner, same-kind siblings, upstream conservation or
+    history; update history."""
     n = count.shape[0]
     c_out, var, o_out = count.copy(), np.zeros(n), occ.copy()
     v_out, src = speed.copy(), np.zeros(n, dtype=np.int64)
@@ -293,19 +310,28 @@ def _impute(count, occ, speed, kind, partner, group, group_indptr, group_det, fl
         h_c = hist_c[d] if hist_c[d] == hist_c[d] else 0.0
         h_o = hist_o[d] if hist_o[d] == hist_o[d] else 0.0
         if p >= 0 and ok[p]:
-            c_out[d], o_out[d], src[d] = count[p], occ[p], SRC_PARTNER
+            # the partner's count (same lane, little storage between them); a stop line's
+            # occupancy is mostly standing queue, which the entry loop upstream rarely sees
+            c_out[d], src[d] = count[p], SRC_PARTNER
+            o_out[d] = h_o if kind[d] == KIND_STOPLINE else occ[p]
             var[d] = 1.0 + 0.09 * count[p] * count[p]
         elif sib_c == sib_c:
             c_out[d], src[d] = sib_c, SRC_SIBLINGS
             o_out[d] = sib_o if sib_o == sib_o else h_o
             var[d] = 2.0 + 0.25 * sib_c * sib_c
+        elif expected[d] == expected[d]:
+            c_out[d], o_out[d], src[d] = expected[d], h_o, SRC_UPSTREAM
+            var[d] = 2.0 + 0.25 * expected[d] * expected[d]
         else:
             c_out[d], o_out[d], src[d] = h_c, h_o, SRC_HISTORY
             var[d] = 4.0 + h_c * h_c
     h_c2, h_o2 = hist_c.copy(), hist_o.copy()
     was_c, now_c, was_o, now_o = np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3)
     for d in range(n):
-        if ok[d]:
+        # a zero that neighbours contradict is suspect: it does not enter the history until
+        # the detector counts again (else a stuck one's history, and so its imputed share,
+        # decays before it is caught)
+        if ok[d] and new_zero[d] == 0:
             h_c2[d] = count[d] if np.isnan(hist_c[d]) else (1 - w) * hist_c[d] + w * count[d]
             h_o2[d] = o_out[d] if np.isnan(hist_o[d]) else (1 - w) * hist_o[d] + w * o_out[d]
             if hist_c[d] == hist_c[d] and hist_o[d] == hist_o[d]:

@@ -73,6 +73,7 @@ class EstimatorState(NamedTuple):
     row_share: np.ndarray  # (n_rows,) share of its lane's flow going to the row's movement
     turning_ratio: np.ndarray  # (n_mov,)
     scan_stop: np.ndarray  # (intervals per scan, n_lanes) stop-line counts of this scan
+    prev_stop: np.ndarray  # (n_lanes,) stop-line counts of the previous scan's last interval
     scan_in: np.ndarray  # (intervals per scan, n_links) entry counts of this scan
     acc_flags: np.ndarray  # (n_det,) OR of QA flags over the current scan
     acc_intervals: int
@@ -345,6 +346,7 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
         internal_var=0.0,
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
         scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
+        prev_stop=np.zeros(model.lane_link.shape[0]),
         acc_flags=np.zeros(n_det, dtype=np.uint8), acc_intervals=0, t_end=float("nan"),
     )
 
@@ -431,7 +433,8 @@ def summarize(
     mov_count, share = fit_turning(
         state.scan_stop, state.scan_in, n_k, model.row_lane, model.row_mov, state.row_share,
         model.mov_to, (np.diff(model.in_indptr) > 0) & ~in_bad, lane_seen,
-        model.mov_from.shape[0], params.turn_iterations, params.flow_smoothing)
+        model.mov_from.shape[0], params.turn_iterations, params.flow_smoothing,
+        state.prev_stop, min(params.turn_lag_s / params.interval_s, 1.0))
     ratio = turning_ratios(mov_count, state.turning_ratio, model.mov_from, n_links)
     scan_s = max(state.acc_intervals, 1) * params.interval_s
     arrivals = state.scan_in[:n_k].sum(axis=0)[model.mov_from]
@@ -448,6 +451,7 @@ def summarize(
         detector_flags=state.acc_flags)
     state = state._replace(
         row_share=share, turning_ratio=ratio, scan_stop=np.zeros_like(state.scan_stop),
+        prev_stop=state.scan_stop[max(n_k - 1, 0)].copy(),
         scan_in=np.zeros_like(state.scan_in), acc_flags=np.zeros_like(state.acc_flags),
         acc_intervals=0)
     return est, state
@@ -458,10 +462,37 @@ def step(
     speed: np.ndarray, *, t_start: float, params: EstimatorParams, qa_params: QAParams,
 ) -> EstimatorState:
     """QA one interval of raw detector arrays (NaN = missing), then update the estimate."""
+    expected = _expected_entry(model, count, state.qa.hist_count, state.row_share)
     qa, qa_state = qa_interval(model.det, state.qa, count, occupancy, speed,
-                               interval_s=params.interval_s, params=qa_params)
+                               interval_s=params.interval_s, params=qa_params, expected=expected)
     state = state._replace(qa=qa_state)
     return update_interval(model, state, qa, t_end=t_start + params.interval_s, params=params)
+
+
+def _expected_entry(model: EstimatorModel, count: np.ndarray, hist: np.ndarray,
+                    row_share: np.ndarray) -> np.ndarray:
+    """Per detector: the count upstream conservation predicts for an entry loop (NaN = none).
+
+    The stop lines of a junction release each lane's count over its movements (the current
+    turning shares); a link fed only by movements gets their sum, shared over its entry loops
+    as their counts have been (equally before any history). Any missing stop-line count
+    upstream leaves the link without a prediction.
+    """
+    n_links, n_det = model.link_len.shape[0], count.shape[0]
+    lane_c = np.where(model.lane_stop >= 0, count[np.maximum(model.lane_stop, 0)], np.nan)
+    to = model.mov_to[model.row_mov]
+    flow = np.bincount(to, weights=row_share * lane_c[model.row_lane], minlength=n_links)
+    fed = np.bincount(to, minlength=n_links) > 0
+    in_link = np.repeat(np.arange(n_links), np.diff(model.in_indptr))
+    h = hist[model.in_det]
+    n_in = np.bincount(in_link, minlength=n_links)
+    h_tot = np.bincount(in_link, weights=np.nan_to_num(h), minlength=n_links)
+    known = np.bincount(in_link, weights=np.isnan(h).astype(float), minlength=n_links) == 0
+    share = np.where(known[in_link] & (h_tot[in_link] > 0),
+                     np.nan_to_num(h) / np.maximum(h_tot[in_link], 1e-9), 1.0 / n_in[in_link])
+    out = np.full(n_det, np.nan)
+    out[model.in_det] = np.where(fed[in_link], flow[in_link] * share, np.nan)
+    return out
 
 
 def _is_scan_end(t_end: float, n_acc: int, params: EstimatorParams) -> bool:

@@ -15,7 +15,7 @@ from numba import njit
 
 @njit(cache=True)
 def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, link_seen,
-                lane_seen, n_mov, iters, smoothing):
+                lane_seen, n_mov, iters, smoothing, prev_stop, lag):
     """Fit each lane's split over its movements to one scan of interval counts (EM).
 
     ``scan_stop[k, lane]`` are the stop-line counts and ``scan_in[k, link]`` the entry counts
@@ -34,6 +34,17 @@ def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, l
     for k in range(n_k):
         for ln in range(n_lanes):
             lane_tot[ln] += scan_stop[k, ln]
+    # a vehicle counted at the stop line reaches the next link's entry loop ``lag`` (share of
+    # an interval) later: that share of each interval's count arrives in the next interval
+    arr = np.zeros((n_k, n_lanes))
+    for k in range(n_k):
+        for ln in range(n_lanes):
+            before = scan_stop[k - 1, ln] if k > 0 else prev_stop[ln]
+            arr[k, ln] = (1.0 - lag) * scan_stop[k, ln] + lag * before
+    arr_tot = np.zeros(n_lanes)
+    for k in range(n_k):
+        for ln in range(n_lanes):
+            arr_tot[ln] += arr[k, ln]
     x = row_share.copy()
     pred = np.zeros(scan_in.shape[1])
     for _ in range(iters):
@@ -41,16 +52,16 @@ def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, l
         for k in range(n_k):
             pred[:] = 0.0
             for r in range(n_rows):
-                pred[mov_to[row_mov[r]]] += x[r] * scan_stop[k, row_lane[r]]
+                pred[mov_to[row_mov[r]]] += x[r] * arr[k, row_lane[r]]
             for r in range(n_rows):
                 o, ln = mov_to[row_mov[r]], row_lane[r]
-                if lane_tot[ln] > 0 and pred[o] > 0 and link_seen[o]:
-                    f[r] += scan_stop[k, ln] / lane_tot[ln] * scan_in[k, o] / pred[o]
-                elif lane_tot[ln] > 0:
-                    f[r] += scan_stop[k, ln] / lane_tot[ln]
+                if arr_tot[ln] > 0 and pred[o] > 0 and link_seen[o]:
+                    f[r] += arr[k, ln] / arr_tot[ln] * scan_in[k, o] / pred[o]
+                elif arr_tot[ln] > 0:
+                    f[r] += arr[k, ln] / arr_tot[ln]
         tot = np.zeros(n_lanes)
         for r in range(n_rows):
-            x[r] *= f[r] if lane_tot[row_lane[r]] > 0 and lane_seen[row_lane[r]] else 1.0
+            x[r] *= f[r] if arr_tot[row_lane[r]] > 0 and lane_seen[row_lane[r]] else 1.0
             tot[row_lane[r]] += x[r]
         for r in range(n_rows):
             if tot[row_lane[r]] > 0:

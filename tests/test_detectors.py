@@ -96,25 +96,47 @@ def test_stuck_value_flagged_after_run(t_junction_net) -> None:
 
 
 def test_stuck_at_zero_while_partner_counts(t_junction_net) -> None:
+    """SJ's stop-line loop counts nobody while the entry loop on its lane counts 4-8 cars an
+    interval; the 12 m between them hold a few at most, so once the entry loop has counted
+    ``stuck_zero_vehicles`` (10) the stop line is stuck."""
     net = t_junction_net
     count, occ = _varying(10, net.n_detectors)
     d = net.det_index["SJ_0_stop"]
     count[:, d], occ[:, d] = 0.0, 0.0
-    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T,
-                    params=QAParams(stuck_zero_intervals=3))
-    assert ((res.flags[:, d] & STUCK) > 0).tolist() == [False] * 2 + [True] * 8
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    seen = np.cumsum(count[:, net.det_index["SJ_0_in"]])
+    assert ((res.flags[:, d] & STUCK) > 0).tolist() == (seen >= 10).tolist()
+    assert (seen >= 10).sum() >= 7  # flagged from the second or third interval on
+
+
+def test_stuck_at_zero_evidence_adds_up_in_light_traffic(t_junction_net) -> None:
+    """Light traffic: the entry loop counts 1 car an interval, never 2. The evidence against
+    the silent stop line adds up over quiet intervals (flagged at the 10th car) and starts
+    again when it counts a car (interval 5); its suspect zeros stay out of its history."""
+    net = t_junction_net
+    count, occ = _varying(18, net.n_detectors)
+    d, p = net.det_index["SJ_0_stop"], net.det_index["SJ_0_in"]
+    count[:, p] = 1.0
+    count[:, d] = 0.0
+    count[5, d] = 1.0
+    occ[:, d] = np.where(count[:, d] > 0, 3.0, 0.0)
+    res, state = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    flagged = ((res.flags[:, d] & STUCK) > 0).tolist()
+    assert flagged == [False] * 15 + [True] * 3  # 10 cars after the restart at interval 5
+    assert state.hist_count[d] == pytest.approx(1.0, rel=0.2)  # the one car, not decayed
 
 
 def test_blind_camera_flagged_while_its_stop_loop_counts(t_junction_net) -> None:
     """SJ's camera zone covers the stop-line loop of its lane: every car that loop counts
-    drove through the zone, so a zone counting nobody for 2 intervals while the loop counts
-    4-8 is stuck; the zone is then imputed, not trusted."""
+    drove through the zone, so a zone counting nobody while the loop counts 4 or more
+    (``stuck_zero_zone_vehicles``; here 4-8 in the first interval) is stuck; the zone is then
+    imputed, not trusted."""
     net = t_junction_net
     count, occ = _varying(6, net.n_detectors)
     d = net.det_index["SJ_0_zone"]
     count[:, d], occ[:, d] = 0.0, 0.0
     res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
-    assert ((res.flags[:, d] & STUCK) > 0).tolist() == [False] + [True] * 5
+    assert ((res.flags[:, d] & STUCK) > 0).tolist() == [True] * 6
 
 
 def test_chatter_against_partner(t_junction_net) -> None:
@@ -168,7 +190,8 @@ def test_failed_detector_history_follows_its_kind() -> None:
     i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
     f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
     ok = np.array([True, False])
-    out = _impute(f64(14.0, np.nan), f64(10.0, np.nan), f64(10.0, np.nan), i64(0, 0),
+    out = _impute(f64(14.0, np.nan), f64(10.0, np.nan), f64(10.0, np.nan), f64(np.nan, np.nan),
+                  i64(0, 0),
                   i64(-1, -1), i64(0, 1), i64(0, 1, 2), i64(0, 1), np.array([0, 1], np.uint8),
                   ok, i64(0, 0), i64(0, 0), f64(4.0, 6.0), f64(5.0, 5.0), 0.5)
     assert out[5][1] == SRC_HISTORY and out[1][1] == pytest.approx(6.0)  # imputed from history
