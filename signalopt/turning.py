@@ -14,6 +14,24 @@ from numba import njit
 
 
 @njit(cache=True)
+def _arrivals(scan_stop, n_k, prev_stop, lag):
+    """Each lane's count as it reaches the next links' entry loops, interval by interval.
+
+    A vehicle counted at the stop line needs ``lag`` (a share of the interval) to reach the
+    next entry loop, so that share of each interval's count arrives in the next interval
+    (``prev_stop``: the previous scan's last interval). Returns (arrivals, their sums).
+    """
+    n_lanes = scan_stop.shape[1]
+    arr, tot = np.zeros((n_k, n_lanes)), np.zeros(n_lanes)
+    for k in range(n_k):
+        for ln in range(n_lanes):
+            before = scan_stop[k - 1, ln] if k > 0 else prev_stop[ln]
+            arr[k, ln] = (1.0 - lag) * scan_stop[k, ln] + lag * before
+            tot[ln] += arr[k, ln]
+    return arr, tot
+
+
+@njit(cache=True)
 def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, link_seen,
                 lane_seen, n_mov, iters, smoothing, prev_stop, lag):
     """Fit each lane's split over its movements to one scan of interval counts (EM).
@@ -26,25 +44,16 @@ def fit_turning(scan_stop, scan_in, n_k, row_lane, row_mov, row_share, mov_to, l
     (Richardson-Lucy) updates keep shares >= 0 and summing to 1 per lane. Links without
     healthy entry loops (``link_seen`` False) do not constrain; lanes without a healthy
     stop-line loop (``lane_seen`` False) keep their shares (their imputed counts still feed
-    the predictions). Starts from, and is smoothed towards, the previous shares. Returns
-    movement counts over the scan and the new shares.
+    the predictions). Counts reach the next entry loops ``lag`` (share of an interval) late.
+    Starts from, and is smoothed towards, the previous shares. Returns movement counts over
+    the scan and the new shares.
     """
     n_rows, n_lanes = row_lane.shape[0], scan_stop.shape[1]
     lane_tot = np.zeros(n_lanes)
     for k in range(n_k):
         for ln in range(n_lanes):
             lane_tot[ln] += scan_stop[k, ln]
-    # a vehicle counted at the stop line reaches the next link's entry loop ``lag`` (share of
-    # an interval) later: that share of each interval's count arrives in the next interval
-    arr = np.zeros((n_k, n_lanes))
-    for k in range(n_k):
-        for ln in range(n_lanes):
-            before = scan_stop[k - 1, ln] if k > 0 else prev_stop[ln]
-            arr[k, ln] = (1.0 - lag) * scan_stop[k, ln] + lag * before
-    arr_tot = np.zeros(n_lanes)
-    for k in range(n_k):
-        for ln in range(n_lanes):
-            arr_tot[ln] += arr[k, ln]
+    arr, arr_tot = _arrivals(scan_stop, n_k, prev_stop, lag)
     x = row_share.copy()
     pred = np.zeros(scan_in.shape[1])
     for _ in range(iters):

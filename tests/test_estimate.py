@@ -9,9 +9,9 @@ import pytest
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import SRC_UPSTREAM, STUCK, DetectorFrame, init_qa_state, qa_interval
 from signalopt.estimate import (
-    _expected_entry,
     Estimate,
     _calibrated_var,
+    _expected_entry,
     _link_inputs,
     _loss_base,
     estimate,
