@@ -427,7 +427,7 @@ def summarize(
     n_links = model.link_len.shape[0]
     n_k = min(state.acc_intervals, state.scan_stop.shape[0])
     bad = state.acc_flags != 0  # flagged at some point during the scan
-    in_link = np.repeat(np.arange(n_links), np.diff(model.in_indptr))
+    in_link = model.in_link
     in_bad = np.bincount(in_link, weights=bad[model.in_det], minlength=n_links) > 0
     lane_seen = (model.lane_stop >= 0) & ~bad[np.maximum(model.lane_stop, 0)]
     mov_count, share = fit_turning(
@@ -478,20 +478,35 @@ def _expected_entry(model: EstimatorModel, count: np.ndarray, hist: np.ndarray,
     as their counts have been (equally before any history). Any missing stop-line count
     upstream leaves the link without a prediction.
     """
-    n_links, n_det = model.link_len.shape[0], count.shape[0]
-    lane_c = np.where(model.lane_stop >= 0, count[np.maximum(model.lane_stop, 0)], np.nan)
-    to = model.mov_to[model.row_mov]
-    flow = np.bincount(to, weights=row_share * lane_c[model.row_lane], minlength=n_links)
-    fed = np.bincount(to, minlength=n_links) > 0
-    in_link = np.repeat(np.arange(n_links), np.diff(model.in_indptr))
-    h = hist[model.in_det]
-    n_in = np.bincount(in_link, minlength=n_links)
-    h_tot = np.bincount(in_link, weights=np.nan_to_num(h), minlength=n_links)
-    known = np.bincount(in_link, weights=np.isnan(h).astype(float), minlength=n_links) == 0
-    share = np.where(known[in_link] & (h_tot[in_link] > 0),
-                     np.nan_to_num(h) / np.maximum(h_tot[in_link], 1e-9), 1.0 / n_in[in_link])
-    out = np.full(n_det, np.nan)
-    out[model.in_det] = np.where(fed[in_link], flow[in_link] * share, np.nan)
+    m = model
+    return _expected_entry_kernel(count, hist, row_share, m.lane_stop, m.row_lane, m.row_mov,
+                                  m.mov_to, m.in_indptr, m.in_det, m.link_len.shape[0])
+
+
+@njit(cache=True)
+def _expected_entry_kernel(count, hist, row_share, lane_stop, row_lane, row_mov, mov_to,
+                           in_indptr, in_det, n_links):
+    """``_expected_entry`` on flat arrays."""
+    flow = np.zeros(n_links)
+    fed = np.zeros(n_links, dtype=np.bool_)
+    for r in range(row_lane.shape[0]):
+        o = mov_to[row_mov[r]]
+        fed[o] = True
+        d = lane_stop[row_lane[r]]
+        flow[o] += row_share[r] * (count[d] if d >= 0 else np.nan)
+    out = np.full(count.shape[0], np.nan)
+    for link in range(n_links):
+        lo, hi = in_indptr[link], in_indptr[link + 1]
+        if not fed[link] or hi == lo:
+            continue
+        tot, known = 0.0, True
+        for j in range(lo, hi):
+            h = hist[in_det[j]]
+            known = known and h == h
+            tot += h if h == h else 0.0
+        for j in range(lo, hi):
+            share = hist[in_det[j]] / tot if known and tot > 0.0 else 1.0 / (hi - lo)
+            out[in_det[j]] = flow[link] * share
     return out
 
 

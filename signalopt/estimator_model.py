@@ -31,6 +31,7 @@ class EstimatorModel(NamedTuple):
     out_kind: np.ndarray  # OUT_* per link
     in_indptr: np.ndarray  # CSR link -> entry loops on it
     in_det: np.ndarray
+    in_link: np.ndarray  # link of each in_det entry
     out_indptr: np.ndarray  # CSR link -> detectors of its exit cross-section
     out_det: np.ndarray
     out_w: np.ndarray  # weight of each (shared successor entry loop)
@@ -122,6 +123,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         link_storage=np.asarray(net.link_storage, dtype=np.float64),
         link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
         exit_pos=exit_pos, out_kind=out_kind, in_indptr=ii(entry)[0], in_det=ii(entry)[1],
+        in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
         out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
         out_wsum=np.array([sum(g) for g in out_w], dtype=np.float64),
