@@ -65,6 +65,7 @@ class EstimatorState(NamedTuple):
     p01: np.ndarray
     p11: np.ndarray
     link_vehicles: np.ndarray
+    healthy_vehicles: np.ndarray  # (n_links,) each link's estimate when last all its inputs worked
     link_var: np.ndarray
     links_total: float  # sum of the link estimates before clipping at 0
     internal: float  # vehicles inside junctions
@@ -315,6 +316,12 @@ def _loss_base(model: EstimatorModel, u: np.ndarray, w: np.ndarray, k_out: np.nd
     return np.where(free, u, (1.0 - q) * u + q * w)
 
 
+def _any_flagged(model: EstimatorModel, flags: np.ndarray) -> np.ndarray:
+    """Per link: whether any detector its estimate uses is flagged this interval."""
+    bad = (flags[model.meas_det] != 0).astype(np.float64)
+    return np.bincount(model.meas_link, weights=bad, minlength=model.link_len.shape[0]) > 0
+
+
 def _internal_var(model: EstimatorModel, out: np.ndarray, params: EstimatorParams) -> float:
     """Variance of the vehicles inside junctions: ``junction_rel_std`` of the stop-line flow
     times the dwell at a typical exit occupancy (2 %). It depends on counts only, so losing
@@ -342,7 +349,8 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
     return EstimatorState(
         qa=init_qa_state(n_det), cell=np.zeros(n), beta=np.full(n, params.sink_prior),
         p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
-        link_vehicles=np.zeros(n), link_var=np.full(n, 1.0), links_total=0.0, internal=0.0,
+        link_vehicles=np.zeros(n), healthy_vehicles=np.zeros(n), link_var=np.full(n, 1.0),
+        links_total=0.0, internal=0.0,
         internal_var=0.0,
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
         scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
@@ -381,6 +389,7 @@ def update_interval(
     stop = np.where(m.lane_stop >= 0, qa.count[np.maximum(m.lane_stop, 0)], 0.0)
     return state._replace(
         cell=cell, beta=beta, p00=p00, p01=p01, p11=p11, link_vehicles=veh,
+        healthy_vehicles=np.where(_any_flagged(m, qa.flags), state.healthy_vehicles, veh),
         links_total=links_total, link_var=var,
         internal=float(internal), internal_var=_internal_var(m, out, p),
         lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
@@ -405,14 +414,23 @@ def _calibrated_var(
     vehicle length, vehicles in junctions) and the bias of imputed counts (history, siblings)
     are shared across links, so they add in the network sum as correlated terms:
     ``model_rel_std`` x network vehicles, and ``failed_rel_std`` x the vehicles on links in
-    proportion to the share of their detectors flagged during the scan.
+    proportion to the share of their detectors flagged during the scan (of the worst kind).
     """
     veh = state.link_vehicles
     n_links = veh.shape[0]
     bad = (state.acc_flags[model.meas_det] != 0).astype(np.float64)
-    n_meas = np.bincount(model.meas_link, minlength=n_links)
-    share = np.bincount(model.meas_link, weights=bad, minlength=n_links) / np.maximum(n_meas, 1)
-    fail = params.failed_rel_std * share * veh
+    # a link's share of failed inputs: the worst kind (entry loops, exit loops, zones), since
+    # one dead entry loop of two hides half the inflow however many zones still work
+    kind = model.det.kind[model.meas_det]
+    share = np.zeros(n_links)
+    for k in np.unique(kind):
+        of_kind = kind == k
+        n_k = np.bincount(model.meas_link[of_kind], minlength=n_links)
+        bad_k = np.bincount(model.meas_link[of_kind], weights=bad[of_kind], minlength=n_links)
+        share = np.maximum(share, bad_k / np.maximum(n_k, 1))
+    # relative to the link's level while its inputs worked: failed inputs can drag the
+    # estimate itself down, which must not shrink its uncertainty
+    fail = params.failed_rel_std * share * np.maximum(veh, state.healthy_vehicles)
     link_var = state.link_var + fail**2 + (params.model_rel_std * veh) ** 2
     total = veh.sum() + state.internal  # scale of the shared bias (clipped: conservative)
     net_var = (state.link_var.sum() + state.internal_var + (params.model_rel_std * total) ** 2
