@@ -428,11 +428,12 @@ def _calibrated_var(
         n_k = np.bincount(model.meas_link[of_kind], minlength=n_links)
         bad_k = np.bincount(model.meas_link[of_kind], weights=bad[of_kind], minlength=n_links)
         share = np.maximum(share, bad_k / np.maximum(n_k, 1))
-    # relative to the link's level while its inputs worked: failed inputs can drag the
-    # estimate itself down, which must not shrink its uncertainty
-    fail = params.failed_rel_std * share * np.maximum(veh, state.healthy_vehicles)
-    link_var = state.link_var + fail**2 + (params.model_rel_std * veh) ** 2
-    total = veh.sum() + state.internal  # scale of the shared bias (clipped: conservative)
+    # both shared terms scale with a link's level while its inputs worked where some have
+    # failed: failed inputs can drag the estimate down, which must not shrink its uncertainty
+    scale = np.where(share > 0, np.maximum(veh, state.healthy_vehicles), veh)
+    fail = params.failed_rel_std * share * scale
+    link_var = state.link_var + fail**2 + (params.model_rel_std * scale) ** 2
+    total = scale.sum() + state.internal  # scale of the shared bias (clipped: conservative)
     net_var = (state.link_var.sum() + state.internal_var + (params.model_rel_std * total) ** 2
                + fail.sum() ** 2)
     return link_var, float(net_var)
