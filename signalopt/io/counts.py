@@ -6,10 +6,13 @@ Schema (one row per detector per interval):
 |----------------|---------|-----------------------------------------------------------|
 | detector_id    | str     | id of a detector in the network description               |
 | interval_start | float   | seconds since the scenario/day reference; interval start  |
-| count          | int     | vehicles that passed (loop) or entered (zone) in interval |
+| count          | int     | vehicles that passed (loop) or were seen (zone)           |
 | occupancy      | float   | percent of the interval the detector was occupied, 0-100  |
 | speed          | float   | mean speed of those vehicles, m/s; NaN when count == 0    |
 
+A zone (camera) counts every vehicle it saw during the interval, those already in view at its
+start included (SUMO's lane-area interval count; a tracking camera's distinct vehicles).
+For a zone, occupancy is the mean share of its length covered by vehicles.
 ``occupancy`` and ``speed`` may be missing (NaN); ``count`` may not. Occupancy in [-5, 0) %
 (a rounding artefact of SUMO's loops) is clamped to 0; below -5 % it is rejected. Rows are validated one by
 one: a bad row is rejected with its 0-based input position (``row``), the field and a reason,
