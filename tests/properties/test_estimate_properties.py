@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
@@ -42,7 +42,11 @@ def test_estimates_non_negative_and_within_storage(count, occ) -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 10_000), n_fail=st.integers(1, 6))
+@example(seed=111, n_fail=1)  # WJ_1_in silent drags WJ from 7.3 to 3.9 vehicles
+@example(seed=1008, n_fail=1)
 def test_uncertainty_grows_when_detectors_fail(seed, n_fail) -> None:
+    """Failed loops must widen the reported std, even where their imputed counts drag a
+    link's estimate down (the failure terms scale with the link's level while healthy)."""
     rng = np.random.default_rng(seed)
     n_t = 8
     count = rng.integers(4, 9, size=(n_t, TJ.n_detectors)).astype(float)  # never flagged
