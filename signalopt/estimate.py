@@ -318,8 +318,17 @@ def _loss_base(model: EstimatorModel, u: np.ndarray, w: np.ndarray, k_out: np.nd
 
 def _any_flagged(model: EstimatorModel, flags: np.ndarray) -> np.ndarray:
     """Per link: whether any detector its estimate uses is flagged this interval."""
-    bad = (flags[model.meas_det] != 0).astype(np.float64)
-    return np.bincount(model.meas_link, weights=bad, minlength=model.link_len.shape[0]) > 0
+    return _any_flagged_kernel(flags, model.meas_link, model.meas_det, model.link_len.shape[0])
+
+
+@njit(cache=True)
+def _any_flagged_kernel(flags, meas_link, meas_det, n_links):
+    """``_any_flagged`` on flat arrays."""
+    out = np.zeros(n_links, dtype=np.bool_)
+    for j in range(meas_link.shape[0]):
+        if flags[meas_det[j]] != 0:
+            out[meas_link[j]] = True
+    return out
 
 
 def _internal_var(model: EstimatorModel, out: np.ndarray, params: EstimatorParams) -> float:
