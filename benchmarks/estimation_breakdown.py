@@ -14,6 +14,7 @@ presence-drop logic), so the true cell holds the vehicles whose back lies betwee
 Also scores each cell's camera measurement (an interval mean) against the true mean of the
 interval's start and end (the chord the filter assumes), by link class. Errors are grouped by
 the scan's position in the signal cycle, because pilot128's fixed-time plans all run in step.
+Writes ``breakdown-<demand>-<controller>.md``, the two tables as CSV and ``budget-*.png``.
 
     python benchmarks/estimation_breakdown.py --out results/estimation_breakdown
     python benchmarks/estimation_breakdown.py --demand offpeak --duration 1800 --out ...
@@ -185,6 +186,28 @@ def _camera(model, params: EstimatorParams, count: np.ndarray, occ: np.ndarray) 
     return out[7]
 
 
+def _plot(budget: pd.DataFrame, path: Path, title: str) -> None:
+    """Bars of each component's error (vehicles) by position in the cycle and overall."""
+    import matplotlib as mpl
+
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parts = ["cells", "heads+tails", "internal", "network"]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(budget.index))
+    for i, col in enumerate(parts):
+        ax.bar(x + (i - 1.5) * 0.2, budget[col], width=0.2, label=col)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(x, [f"{v} s" if v != "all" else "all" for v in budget.index])
+    ax.set(xlabel="scan position in the signal cycle", ylabel="estimate - truth (vehicles)",
+           title=title)
+    ax.legend(fontsize=8, ncol=4)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def _md(df: pd.DataFrame) -> str:
     """A frame as a markdown table (its index as the first column)."""
     df = df.reset_index()
@@ -225,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
           f"Camera measurement vs the chord the filter assumes, by link class:\n\n"
           f"{_md(cam.set_index('links'))}\n")
     (args.out / f"breakdown-{tag}.md").write_text(md)
+    _plot(budget, args.out / f"budget-{tag}.png", f"pilot128 {args.demand} under {args.controller}")
     print(md)
     return 0
 
