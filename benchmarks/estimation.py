@@ -29,8 +29,8 @@ from signalopt.estimate import (
     EstimatorModel,
     _is_uturn,
     _kalman,
-    _link_inputs,
     estimator_model,
+    measure,
     run_estimator,
 )
 from signalopt.network import CompiledNetwork, compile_network
@@ -100,12 +100,7 @@ def naive_totals(frame: DetectorFrame, model: EstimatorModel, params: EstimatorP
     for k in range(frame.times.shape[0]):
         c = np.nan_to_num(frame.count[k])
         o = np.nan_to_num(frame.occupancy[k])
-        u, _, w, _, *_ = _link_inputs(
-            c, np.zeros_like(c), o, np.zeros(c.shape[0], dtype=np.int64), model.in_indptr,
-            model.in_det, model.out_indptr, model.out_det, model.out_w, model.zone_indptr,
-            model.zone_det, model.zone_start, model.zone_end, model.entry_pos, model.exit_pos,
-            model.link_len, model.link_lanes, 5.0, 7.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.5,
-            model.succ_indptr, model.succ, model.succ_w, 0.0)
+        u, _, w, _, *_ = measure(model, params, c, o)  # counts only: params do not matter
         cell, *_ = _kalman(cell, zero, zero, zero, zero, u, zero, w, zero, nan, nan, u,
                            model.out_kind, model.entry_pos, model.exit_pos, model.link_speed,
                            np.full(n, 1e9), 1.0, params.interval_s, 0.0, 0.0)

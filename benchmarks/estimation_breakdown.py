@@ -32,7 +32,7 @@ import pandas as pd
 
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import build_frame
-from signalopt.estimate import OUT_NEXT_ENTRY, OUT_STOPLINE, _link_inputs, init_state, step
+from signalopt.estimate import OUT_NEXT_ENTRY, OUT_STOPLINE, init_state, measure, step
 from signalopt.estimator_model import estimator_model
 from signalopt.io.counts import load_counts
 from signalopt.network import compile_network
@@ -175,15 +175,7 @@ def _true_parts(snaps: pd.DataFrame, net, model, t_end: np.ndarray) -> tuple:
 
 def _camera(model, params: EstimatorParams, count: np.ndarray, occ: np.ndarray) -> np.ndarray:
     """Each cell's camera (or loop) vehicle measurement this interval (NaN = none)."""
-    m, p = model, params
-    out = _link_inputs(
-        np.nan_to_num(count), np.zeros_like(count), occ, np.zeros(count.shape[0], dtype=np.int64),
-        m.in_indptr, m.in_det, m.out_indptr, m.out_det, m.out_w, m.zone_indptr, m.zone_det,
-        m.zone_start, m.zone_end, m.entry_pos, m.exit_pos, m.link_len, m.link_lanes,
-        p.vehicle_length_m, p.jam_spacing_m, p.count_var, p.zone_rel_std, p.zone_abs_std,
-        p.loop_rel_std, p.loop_abs_std, p.loop_out_weight, m.succ_indptr, m.succ, m.succ_w,
-        p.loop_boundary)
-    return out[7]
+    return measure(model, params, np.nan_to_num(count), occ)[7]
 
 
 def _plot(budget: pd.DataFrame, path: Path, title: str) -> None:

@@ -359,8 +359,7 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
         qa=init_qa_state(n_det), cell=np.zeros(n), beta=np.full(n, params.sink_prior),
         p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
         link_vehicles=np.zeros(n), healthy_vehicles=np.zeros(n), link_var=np.full(n, 1.0),
-        links_total=0.0, internal=0.0,
-        internal_var=0.0,
+        links_total=0.0, internal=0.0, internal_var=0.0,
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
         scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
         prev_stop=np.zeros(model.lane_link.shape[0]),
@@ -374,12 +373,8 @@ def update_interval(
 ) -> EstimatorState:
     """Advance the estimate by one detector interval (``qa`` = that interval's QA output)."""
     p, m = params, model
-    u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q = _link_inputs(
-        qa.count, qa.count_var, qa.occupancy, qa.source, m.in_indptr, m.in_det, m.out_indptr,
-        m.out_det, m.out_w, m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos,
-        m.exit_pos, m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
-        p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
-        m.succ_indptr, m.succ, m.succ_w, p.loop_boundary)
+    u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q = measure(
+        m, p, qa.count, qa.occupancy, count_var=qa.count_var, source=qa.source)
     x_loss = _loss_base(m, u, w, k_out, p.jam_spacing_m)
     cell, beta, p00, p01, p11, out = _kalman(
         state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr,
@@ -405,6 +400,28 @@ def update_interval(
         scan_in=_add_row(state.scan_in, state.acc_intervals, u),
         acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
         t_end=float(t_end))
+
+
+def measure(
+    model: EstimatorModel, params: EstimatorParams, count: np.ndarray, occupancy: np.ndarray, *,
+    count_var: np.ndarray | None = None, source: np.ndarray | None = None,
+) -> tuple[np.ndarray, ...]:
+    """``_link_inputs`` for one interval of detector arrays on ``model`` with ``params``:
+    in/out counts and variances, loop densities, the cell measurement, the head's queue.
+
+    ``count_var``/``source`` come from QA (imputed counts); without them every value counts
+    as measured.
+    """
+    m, p = model, params
+    n_det = count.shape[0]
+    cvar = np.zeros(n_det) if count_var is None else count_var
+    src = np.zeros(n_det, dtype=np.int64) if source is None else source
+    return _link_inputs(
+        count, cvar, occupancy, src, m.in_indptr, m.in_det, m.out_indptr, m.out_det, m.out_w,
+        m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos, m.exit_pos,
+        m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
+        p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
+        m.succ_indptr, m.succ, m.succ_w, p.loop_boundary)
 
 
 def _add_row(table: np.ndarray, k: int, row: np.ndarray) -> np.ndarray:
