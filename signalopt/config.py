@@ -72,6 +72,10 @@ class EstimatorParams(_Params):
     sink_prior: float = Field(
         default=0.0, ge=0, le=1, description="prior loss fraction (trips ending mid-link)")
     sink_prior_var: float = Field(default=0.01, ge=0, description="variance of that prior")
+    released_rel_std: float = Field(
+        default=0.15, ge=0,
+        description="relative std of the inflow of a link without entry loops, taken from the"
+                    " stop lines upstream and the turning shares")
     zone_rel_std: float = Field(
         default=0.15, ge=0, description="relative std of a zone (camera) vehicle measurement")
     zone_abs_std: float = Field(default=0.7, ge=0, description="absolute std per zone lane")

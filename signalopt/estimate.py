@@ -43,7 +43,10 @@ from signalopt.detectors import (
     qa_interval,
 )
 from signalopt.estimator_model import (  # noqa: F401  (re-exported)
+    IN_RELEASED,
+    IN_UNKNOWN,
     OUT_FREE,
+    OUT_MERGED,
     OUT_NEXT_ENTRY,
     OUT_STOPLINE,
     EstimatorModel,
@@ -119,7 +122,7 @@ def _occ_share(o):
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
-                 out_weight, succ_indptr, succ, succ_w, boundary):
+                 out_weight, succ_indptr, succ, succ_w, boundary, link_speed, T, k_released):
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
 
     Where a link has zones, its cell is measured piece by piece: zones where they look, the
@@ -156,7 +159,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             k_zone[l] += kd
             # queue from the stop line: the zone's vehicles at jam spacing; the part of the
             # head (before the entry loops) it reaches holds jam density, the rest the loops'
-            if zone_start[d] <= 0.5 * entry_pos[l]:
+            if 0.0 < entry_pos[l] and zone_start[d] <= 0.5 * entry_pos[l]:
                 span = zone_end[d] - zone_start[d]
                 reach = min(max(kd * span * jam - (zone_end[d] - entry_pos[l]), 0.0), entry_pos[l])
                 k_free = min(k_in[l] / max(link_lanes[l], 1.0), 1.0 / jam)
@@ -173,13 +176,23 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
         k_loop = (1.0 - out_weight) * k_in[l] + out_weight * k_out[l]
         has_loops = in_indptr[l + 1] > in_indptr[l] or out_indptr[l + 1] > out_indptr[l]
         if nz > 0:
-            k_gap = k_in[l] if in_indptr[l + 1] > in_indptr[l] else k_loop
+            # the unseen stretch at the entry loops' density, else at that of the flow the
+            # stop lines upstream released into it, else at the zones' (over all lanes)
+            if in_indptr[l + 1] > in_indptr[l]:
+                k_gap = k_in[l]
+            elif k_released[l] == k_released[l]:
+                k_gap = k_released[l]
+            else:
+                k_gap = k_zone[l] * link_lanes[l] / nz
             gap = max(0.0, hi - entry_pos[l] - cov / max(nz, 1))
             fill = gap * k_gap
             z[l] = zv + fill + boundary * (o_out - o_in)
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
-        elif has_loops and cell_len > 0:
+        elif in_indptr[l + 1] > in_indptr[l] and cell_len > 0:
             z[l] = k_loop * cell_len + boundary * (o_out - o_in)
+            zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
+        elif has_loops and cell_len > 0:  # stop-line loops only: the outflow at free speed
+            z[l] = w[l] / T * cell_len / link_speed[l]
             zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
     for l in range(n):  # noqa: E741  the cell's stretch on the next links
         ext = exit_pos[l] - link_len[l]
@@ -189,36 +202,50 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
         for j in range(succ_indptr[l], succ_indptr[l + 1]):
             s = succ[j]
             seen = zone_indptr[s + 1] > zone_indptr[s]
-            zx += succ_w[j] * ext * (0.5 * (k_zone[s] + k_in[s]) if seen else k_in[s])
+            loops = in_indptr[s + 1] > in_indptr[s]
+            if seen:
+                k_s = 0.5 * (k_zone[s] + k_in[s]) if loops else k_zone[s]
+            else:
+                k_s = k_in[s] if loops else k_out[s]
+            zx += succ_w[j] * ext * k_s
         z[l] += zx
         zr[l] += (zone_rel * zx) ** 2
     return u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q
 
 
 @njit(cache=True)
-def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, entry_pos,
-            exit_pos, link_speed, link_lanes, jam, T, process_var, sink_var):
+def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, in_known,
+            entry_pos, exit_pos, link_speed, link_lanes, jam, T, process_var, sink_var):
     """Conservation predict + measurement update of every cell's (vehicles, loss fraction).
 
     ``z``/``zr``: vehicle measurement and its variance (NaN = none); ``x_loss``: the flow the
-    loss fraction applies to this interval (``_loss_base``).
+    loss fraction applies to this interval (``_loss_base``). Where ``in_known`` is False the
+    caller has set the inflow to the outflow (steady state); a free exit with an unknown
+    inflow keeps its vehicles, turned over at its travel time as noise. A merged link
+    (``OUT_MERGED``) has no cell of its own: it stays empty.
     """
     n = cell.shape[0]
     c2, b2 = cell.copy(), beta.copy()
     q00, q01, q11 = p00.copy(), p01.copy(), p11.copy()
     out = w.copy()
     for l in range(n):  # noqa: E741
+        if out_kind[l] == 3:
+            c2[l], out[l] = 0.0, 0.0
+            continue
         cell_len = max(exit_pos[l] - entry_pos[l], 1.0)
-        a, stay, gone = 1.0, 1.0, w[l]
+        a, stay, gone, turnover = 1.0, 1.0, w[l], 0.0
         if out_kind[l] == 2:  # free exit: vehicles leave after their travel time tau
             frac = min(1.0, T * link_speed[l] / cell_len)
             a, gone = 1.0 - frac, 0.0
             stay = min(1.0, cell_len / link_speed[l] / T)  # entered in the last tau s
             out[l] = frac * cell[l] + (1.0 - stay) * u[l]
+            if not in_known[l]:
+                turnover = max(frac * cell[l], 1.0)
+                a, stay, out[l] = 1.0, 0.0, turnover
         x = x_loss[l]
         pred = a * cell[l] + stay * u[l] - gone - beta[l] * x
         P00 = a * a * p00[l] - 2.0 * a * x * p01[l] + x * x * p11[l]
-        P00 += process_var + uv[l] + wv[l]
+        P00 += process_var + uv[l] + wv[l] + turnover
         P01 = a * p01[l] - x * p11[l]
         P11 = p11[l] + sink_var
         if z[l] == z[l]:
@@ -239,8 +266,9 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, en
 
 @njit(cache=True)
 def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, head_q, down_occ, out_kind, entry_pos,
-                   exit_pos, link_len, link_storage, zone_indptr, zone_det, zone_start, zone_end,
-                   succ_indptr, succ, succ_w, T, junction_s, junction_block_s, node_s, loop_rel):
+                   exit_pos, link_len, link_lanes, link_storage, zone_indptr, zone_det,
+                   zone_start, zone_end, succ_indptr, succ, succ_w, T, junction_s,
+                   junction_block_s, node_s, loop_rel):
     """Vehicles per link (cell + head + tail - part on the next link) and inside junctions."""
     n = cell.shape[0]
     head, tail = np.zeros(n), np.zeros(n)
@@ -248,9 +276,15 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, head_q, down_occ, out_kind
         zs, ze = np.inf, -np.inf
         for j in range(zone_indptr[l], zone_indptr[l + 1]):
             zs, ze = min(zs, zone_start[zone_det[j]]), max(ze, zone_end[zone_det[j]])
-        # where a camera sees the head too, the queue it shows reaches into it (``head_q``)
-        head[l] = head_q[l] if zs <= 0.5 * entry_pos[l] else entry_pos[l] * k_in[l]
-        if out_kind[l] == 0:
+        nz = zone_indptr[l + 1] - zone_indptr[l]
+        if out_kind[l] == 3 and not zs <= 0.5 * entry_pos[l]:
+            head[l] = entry_pos[l] * k_out[l]  # merged, unseen: the road before its stop line
+        elif zs <= 0.5 * entry_pos[l]:
+            # where a camera sees the head too, the queue it shows reaches into it
+            head[l] = head_q[l]
+        else:
+            head[l] = entry_pos[l] * k_in[l]
+        if out_kind[l] == 0 or out_kind[l] == 3:
             k_tail = k_zone[l] if ze >= exit_pos[l] else k_out[l]
             tail[l] = max(0.0, link_len[l] - exit_pos[l]) * k_tail
     # A cell reaching into its successors' heads hands them that part of its vehicles, but
@@ -374,16 +408,18 @@ def update_interval(
     """Advance the estimate by one detector interval (``qa`` = that interval's QA output)."""
     p, m = params, model
     u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q = measure(
-        m, p, qa.count, qa.occupancy, count_var=qa.count_var, source=qa.source)
+        m, p, qa.count, qa.occupancy, count_var=qa.count_var, source=qa.source,
+        row_share=state.row_share)
     x_loss = _loss_base(m, u, w, k_out, p.jam_spacing_m)
     cell, beta, p00, p01, p11, out = _kalman(
         state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr,
-        x_loss, m.out_kind, m.entry_pos, m.exit_pos, m.link_speed, m.link_lanes,
-        p.jam_spacing_m, p.interval_s, p.process_var, p.sink_var)
+        x_loss, m.out_kind, m.in_kind != IN_UNKNOWN, m.entry_pos, m.exit_pos, m.link_speed,
+        m.link_lanes, p.jam_spacing_m, p.interval_s, p.process_var, p.sink_var)
+    down_occ = _exit_occupancy(m, k_in, p.vehicle_length_m)[m.exit_link]
     veh, var, internal = _link_vehicles(
-        cell, p00, out, k_in, k_out, k_zone, head_q, _exit_occupancy(m, k_in, p.vehicle_length_m),
-        m.out_kind, m.entry_pos, m.exit_pos, m.link_len, m.link_storage, m.zone_indptr,
-        m.zone_det, m.zone_start, m.zone_end, m.succ_indptr, m.succ, m.succ_w, p.interval_s,
+        cell, p00, out, k_in, k_out, k_zone, head_q, down_occ, m.out_kind, m.entry_pos,
+        m.exit_pos, m.link_len, m.link_lanes, m.link_storage, m.zone_indptr, m.zone_det,
+        m.zone_start, m.zone_end, m.succ_indptr, m.succ, m.succ_w, p.interval_s,
         p.junction_s, p.junction_block_s, p.node_s, p.loop_rel_std)
     links_total = float(veh.sum())  # unclipped: an unbiased sum of unbiased link estimates
     veh = np.maximum(veh, 0.0)
@@ -405,23 +441,56 @@ def update_interval(
 def measure(
     model: EstimatorModel, params: EstimatorParams, count: np.ndarray, occupancy: np.ndarray, *,
     count_var: np.ndarray | None = None, source: np.ndarray | None = None,
+    row_share: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """``_link_inputs`` for one interval of detector arrays on ``model`` with ``params``:
     in/out counts and variances, loop densities, the cell measurement, the head's queue.
 
     ``count_var``/``source`` come from QA (imputed counts); without them every value counts
-    as measured.
+    as measured. A link without entry loops takes as inflow what the stop lines upstream
+    released into it (each lane's count split by ``row_share``, the current turning shares;
+    equal shares if omitted), else (``IN_UNKNOWN``) its outflow: steady state.
     """
     m, p = model, params
     n_det = count.shape[0]
     cvar = np.zeros(n_det) if count_var is None else count_var
     src = np.zeros(n_det, dtype=np.int64) if source is None else source
-    return _link_inputs(
+    if row_share is None:
+        row_share = prior_shares(m.row_lane, m.mov_from, n_lanes=m.lane_link.shape[0],
+                                 n_links=m.link_len.shape[0])[0]
+    rel_u, rel_v = _released_inflow(count, cvar, row_share, m.lane_stop, m.row_lane,
+                                    m.rel_indptr, m.rel_row, p.count_var, p.released_rel_std)
+    released, unknown = m.in_kind == IN_RELEASED, m.in_kind == IN_UNKNOWN
+    k_released = np.where(released, rel_u / (p.interval_s * m.link_speed), np.nan)
+    out = list(_link_inputs(
         count, cvar, occupancy, src, m.in_indptr, m.in_det, m.out_indptr, m.out_det, m.out_w,
         m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos, m.exit_pos,
         m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
-        m.succ_indptr, m.succ, m.succ_w, p.loop_boundary)
+        m.succ_indptr, m.succ, m.succ_w, p.loop_boundary, m.link_speed, p.interval_s,
+        k_released))
+    u, uv, w, wv = out[:4]
+    out[0] = np.where(released, rel_u, np.where(unknown, w, u))
+    out[1] = np.where(released, rel_v, np.where(unknown, wv + np.maximum(w, 1.0), uv))
+    return tuple(out)
+
+
+@njit(cache=True)
+def _released_inflow(count, cvar, row_share, lane_stop, row_lane, rel_indptr, rel_row,
+                     count_var, rel_std):
+    """Per link: what the stop lines upstream released into it (lane count x the lane's share
+    to the link's movement) and its variance (counts, plus ``rel_std`` of it for the shares)."""
+    n = rel_indptr.shape[0] - 1
+    u, v = np.zeros(n), np.zeros(n)
+    for l in range(n):  # noqa: E741
+        for j in range(rel_indptr[l], rel_indptr[l + 1]):
+            r = rel_row[j]
+            d = lane_stop[row_lane[r]]
+            sh = row_share[r]
+            u[l] += sh * count[d]
+            v[l] += sh * sh * (cvar[d] + count_var)
+        v[l] += (rel_std * u[l]) ** 2
+    return u, v
 
 
 def _add_row(table: np.ndarray, k: int, row: np.ndarray) -> np.ndarray:

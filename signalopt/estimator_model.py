@@ -1,9 +1,13 @@
 """The estimator's static view of a network: cells, exit cross-sections, approach lanes.
 
 Compiled once per network (``estimator_model``) into flat arrays that the kernels in
-``signalopt.estimate`` take: for every link its entry loops, its exit cross-section (its own
-stop-line loops, else the entry loops of the next links, else a free exit), its zones, its
-successors; the approach lanes with their stop-line loop and zone; the lane -> movement rows.
+``signalopt.estimate`` take: for every link its inflow (its entry loops, else what the stop
+lines upstream release into it, else unknown), its exit cross-section (its own stop-line
+loops, else the entry loops of the next links, else the stop-line loops of the one next link
+where that link has no entry loops of its own (the two share one cell), else a free exit),
+its zones, its successors; the approach lanes with their stop-line loop and zone; the
+lane -> movement rows. Any subset of detector kinds compiles: a network with stop-line loops
+only still has a cell per road between stop lines.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import numpy as np
 from signalopt.detectors import KIND_STOPLINE, KIND_ZONE, DetectorModel, detector_model
 from signalopt.network import CompiledNetwork
 
-OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE = 0, 1, 2
+OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE, OUT_MERGED = 0, 1, 2, 3
+IN_LOOPS, IN_RELEASED, IN_UNKNOWN = 0, 1, 2
 
 
 class EstimatorModel(NamedTuple):
@@ -26,9 +31,13 @@ class EstimatorModel(NamedTuple):
     link_lanes: np.ndarray
     link_storage: np.ndarray
     link_speed: np.ndarray
-    entry_pos: np.ndarray  # (n_links,) mean entry-loop position, 0 if none
+    entry_pos: np.ndarray  # (n_links,) mean entry-loop position, 0 if none (merged: stop line)
     exit_pos: np.ndarray  # stop-line position, or length + next entry_pos, or length
-    out_kind: np.ndarray  # OUT_* per link
+    out_kind: np.ndarray  # OUT_* per link (OUT_MERGED: its road is in the previous link's cell)
+    in_kind: np.ndarray  # IN_* per link
+    rel_indptr: np.ndarray  # CSR link -> lane_mov rows releasing into it (IN_RELEASED links)
+    rel_row: np.ndarray
+    exit_link: np.ndarray  # (n_links,) the link whose movements leave this cell's exit
     in_indptr: np.ndarray  # CSR link -> entry loops on it
     in_det: np.ndarray
     in_link: np.ndarray  # link of each in_det entry
@@ -109,6 +118,22 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
             out_g[link] = [d for s in nxt for d in entry[s]]
             out_w[link] = [w] * len(out_g[link])
             exit_pos[link] += float(np.mean(entry_pos[nxt]))
+    exit_link = np.arange(n, dtype=np.int64)
+    for link in range(n):  # a road split in two links with no loop at the joint: one cell
+        node = int(net.link_to_node[link])
+        nxt = [s for s in succs[node] if not _is_uturn(net, succs, link, s)]
+        if out_kind[link] != OUT_FREE or len(nxt) != 1:
+            continue
+        s = nxt[0]
+        feeders = [p for p in preds[node] if not _is_uturn(net, succs, p, s)]
+        if not stop[s] or entry[s] or out_kind[s] != OUT_STOPLINE or feeders != [link]:
+            continue
+        stop_pos = float(net.det_pos[stop[s]].mean())
+        out_kind[link], out_g[link], out_w[link] = OUT_STOPLINE, stop[s], [1.0] * len(stop[s])
+        exit_pos[link] = float(net.link_length[link]) + stop_pos
+        succ_g[link], succ_w[link], exit_link[link] = [s], [1.0], s
+        out_kind[s], entry_pos[s] = OUT_MERGED, stop_pos  # all of s before its stop line is
+        # a head that the cell of ``link`` holds
     lanes = sorted({(int(a), int(b)) for a, b in zip(net.lane_mov_link, net.lane_mov_lane, strict=True)})
     lane_index = {k: i for i, k in enumerate(lanes)}
     by_lane = {(int(net.det_link[d]), int(net.det_lane[d]), int(net.det_kind[d])): d
@@ -116,13 +141,28 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     z_start = np.asarray(net.det_pos, dtype=np.float64).copy()
     z_end = z_start + np.asarray(net.det_length, dtype=np.float64)
     ii = lambda g: _csr(g)  # noqa: E731
-    meas = [(k, sorted({*entry[k], *out_g[k], *zone[k]})) for k in range(n)]
+    lane_stop = np.array([by_lane.get((a, b, KIND_STOPLINE), -1) for a, b in lanes], dtype=np.int64)
+    row_lane = np.array([lane_index[(int(a), int(b))] for a, b in
+                         zip(net.lane_mov_link, net.lane_mov_lane, strict=True)], dtype=np.int64)
+    rows_into: list[list[int]] = [[] for _ in range(n)]
+    for r, mv in enumerate(net.lane_mov_mov):
+        rows_into[int(net.mov_to[mv])].append(r)
+    in_kind = np.full(n, IN_UNKNOWN, dtype=np.int64)
+    rel: list[list[int]] = [[] for _ in range(n)]
+    for k in range(n):
+        if entry[k]:
+            in_kind[k] = IN_LOOPS
+        elif rows_into[k] and all(lane_stop[row_lane[r]] >= 0 for r in rows_into[k]):
+            in_kind[k], rel[k] = IN_RELEASED, rows_into[k]
+    rel_det = [[int(lane_stop[row_lane[r]]) for r in rel[k]] for k in range(n)]
+    meas = [(k, sorted({*entry[k], *out_g[k], *zone[k], *rel_det[k]})) for k in range(n)]
     return EstimatorModel(
         det=detector_model(net), link_len=np.asarray(net.link_length, dtype=np.float64),
         link_lanes=np.asarray(net.link_lanes, dtype=np.float64),
         link_storage=np.asarray(net.link_storage, dtype=np.float64),
         link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
-        exit_pos=exit_pos, out_kind=out_kind, in_indptr=ii(entry)[0], in_det=ii(entry)[1],
+        exit_pos=exit_pos, out_kind=out_kind, in_kind=in_kind, rel_indptr=ii(rel)[0],
+        rel_row=ii(rel)[1], exit_link=exit_link, in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
         out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
@@ -132,10 +172,9 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         zone_indptr=ii(zone)[0], zone_det=ii(zone)[1], zone_start=z_start, zone_end=z_end,
         lane_link=np.array([a for a, _ in lanes], dtype=np.int64),
         lane_lane=np.array([b for _, b in lanes], dtype=np.int64),
-        lane_stop=np.array([by_lane.get((a, b, KIND_STOPLINE), -1) for a, b in lanes], dtype=np.int64),
+        lane_stop=lane_stop,
         lane_zone=np.array([by_lane.get((a, b, KIND_ZONE), -1) for a, b in lanes], dtype=np.int64),
-        row_lane=np.array([lane_index[(int(a), int(b))] for a, b in
-                           zip(net.lane_mov_link, net.lane_mov_lane, strict=True)], dtype=np.int64),
+        row_lane=row_lane,
         row_mov=np.asarray(net.lane_mov_mov, dtype=np.int64),
         mov_from=np.asarray(net.mov_from, dtype=np.int64), mov_to=np.asarray(net.mov_to, dtype=np.int64),
         mov_int=np.asarray(net.mov_int, dtype=np.int64), n_int=net.n_intersections,

@@ -21,6 +21,7 @@ from signalopt.estimate import (
 )
 from signalopt.network import (
     CompiledNetwork,
+    DetectorSpec,
     IntersectionSpec,
     LinkSpec,
     MovementSpec,
@@ -214,11 +215,12 @@ def test_zone_cell_measured_piece_by_piece() -> None:
     # detectors: 0 A entry, 1 A zone, 2 B entry, 3 B zone
     occ = np.array([10.0, 50.0, 0.0, 20.0])
     count = np.full(4, 3.0)
-    z = _link_inputs(*args_of(count, occ), 0.0)[7]
+    speed = np.array([10.0, 10.0])
+    z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan))[7]
     assert z[0] == pytest.approx(5.2)
     # with half of each vehicle straddling a boundary loop counted: A's cell is bounded by its
     # entry loop (10 % occupied) and B's entry loop (0 %): 5.2 + 0.5 x (0 - 0.1) = 5.15
-    boundary = _link_inputs(*args_of(count, occ), 0.5)[7]
+    boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan))[7]
     assert boundary[0] == pytest.approx(5.15)
 
 
@@ -247,7 +249,7 @@ def test_jammed_bay_head_counts_fronts() -> None:
         f64(0.0, 0.0), np.zeros(2), occ, i64(0, 0), i64(0, 1), i64(0), i64(0, 0), i64(),
         f64(), i64(0, 1), i64(1), f64(10.0, 0.0), f64(10.0, 24.0), f64(10.0), f64(24.0),
         f64(24.0), f64(1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 0), i64(), f64(),
-        0.5)
+        0.5, f64(10.0), 30.0, f64(np.nan))
     assert out[9][0] == pytest.approx(10.0 / 7.5 + 0.8)
 
 
@@ -314,3 +316,73 @@ def test_exit_loop_checked_and_imputed_by_upstream_conservation(t_junction_net) 
     assert flags == (seen >= 10).tolist() and any(flags)
     for k in np.flatnonzero(flags):
         assert src[k] == SRC_UPSTREAM and imputed[k] == count[k, left]
+
+
+def _without(spec: NetworkSpec, *ids: str) -> CompiledNetwork:
+    """``spec`` with the named detectors removed (a site that never installed them)."""
+    return compile_network(spec.model_copy(update={
+        "detectors": tuple(d for d in spec.detectors if d.id not in ids)}))
+
+
+def test_exit_without_entry_loops_takes_what_the_stop_lines_released() -> None:
+    """The T-junction without JE's and JS's entry loops. Lanes are dedicated (WJ lane 0 -> JE,
+    lane 1 -> JS, SJ -> JE), so per 30 s JE receives WJ_0 + SJ = 6 + 4 = 10 and JS
+    receives WJ_1 = 3. Both exit freely at 10 m/s over 100 m: a vehicle stays 10 s, a third
+    of the interval, so JE holds 10 / 3 and JS 1 (released_rel_std 0: shares are exact)."""
+    from tests.conftest import build_t_junction
+
+    net = _without(build_t_junction(), "JE_0_in", "JS_0_in")
+    model = estimator_model(net)
+    je, js = net.link_index["JE"], net.link_index["JS"]
+    assert model.in_kind[je] == model.in_kind[js] == 1  # IN_RELEASED
+    count = np.zeros((3, net.n_detectors))
+    for det, c in (("WJ_0_stop", 6), ("WJ_1_stop", 3), ("SJ_0_stop", 4), ("WJ_0_in", 6),
+                   ("WJ_1_in", 3), ("SJ_0_in", 4)):
+        count[:, net.det_index[det]] = c + np.arange(3) * 1e-9  # vary: not stuck
+    ests, _ = run_estimator(_frame(count), net, CONSERVE.model_copy(
+        update={"released_rel_std": 0.0}))
+    assert ests[-1].link_vehicles[je] == pytest.approx(10.0 / 3.0, abs=1e-6)
+    assert ests[-1].link_vehicles[js] == pytest.approx(1.0, abs=1e-6)
+
+
+def _split_road_net(with_entry: bool) -> CompiledNetwork:
+    """Approach X (1 lane) -> signal J1 -> road A (100 m) -> plain node M -> bay B (20 m,
+    stop-line loop at 18 m) -> signal J2 -> exit C. Stop-line loops on X and B; entry loops
+    (at 10 m) on A and B only ``with_entry``."""
+    def lk(i: str, a: str, b: str, length: float) -> LinkSpec:
+        return LinkSpec(id=i, from_node=a, to_node=b, length=length, lanes=1, speed=10.0)
+
+    links = (lk("X", "W", "J1", 100.0), lk("A", "J1", "M", 100.0), lk("B", "M", "J2", 20.0),
+             lk("C", "J2", "E", 100.0))
+    phases = (PhaseSpec(state="G", duration=30, min_dur=10, max_dur=60),
+              PhaseSpec(state="y", duration=3, min_dur=3, max_dur=3))
+    inters = (IntersectionSpec(id="J1", phases=phases), IntersectionSpec(id="J2", phases=phases))
+    movs = (MovementSpec(intersection="J1", from_link="X", to_link="A", signals=(0,), lanes=(0,)),
+            MovementSpec(intersection="J2", from_link="B", to_link="C", signals=(0,), lanes=(0,)))
+    stop = [DetectorSpec(id=f"{k}_0_stop", link=k, lane=0, pos=p, kind="stopline")
+            for k, p in (("X", 98.0), ("B", 18.0))]
+    dets = stop + ([entry("A"), entry("B")] if with_entry else [])
+    return compile_network(NetworkSpec(links=links, intersections=inters, movements=movs,
+                                       detectors=tuple(dets)))
+
+
+def test_road_split_at_a_plain_node_is_one_cell_between_stop_lines() -> None:
+    """Without entry loops, A and the bay B form one cell from J1 to B's stop line: X's stop
+    line releases 5 per interval into A, B's stop line lets 3 out, so after three intervals
+    the road holds 3 x (5 - 3) = 6 vehicles, shared between A and B."""
+    net = _split_road_net(with_entry=False)
+    model = estimator_model(net)
+    a, b = net.link_index["A"], net.link_index["B"]
+    assert model.out_kind[a] == 0 and model.out_kind[b] == 3  # OUT_STOPLINE via B, OUT_MERGED
+    assert model.exit_pos[a] == pytest.approx(118.0)
+    count = np.zeros((3, net.n_detectors))
+    count[:, net.det_index["X_0_stop"]] = 5.0 + np.arange(3) * 1e-9
+    count[:, net.det_index["B_0_stop"]] = 3.0 + np.arange(3) * 1e-9
+    ests, _ = run_estimator(_frame(count), net, CONSERVE.model_copy(
+        update={"released_rel_std": 0.0}))
+    veh = ests[-1].link_vehicles
+    assert veh[a] + veh[b] == pytest.approx(6.0, abs=1e-6)
+    assert veh[a] >= 0 and veh[b] >= 0
+    # with entry loops the same counts give each link its own cell (A fed by its loop)
+    full = _split_road_net(with_entry=True)
+    assert estimator_model(full).out_kind[full.link_index["B"]] == 0

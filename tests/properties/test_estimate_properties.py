@@ -76,7 +76,7 @@ def test_kalman_kernel_matches_naive(cell, beta, u, w, p00, p11, rho, z, zr, fre
     c2, b2, q00, q01, q11, _ = _kalman(
         one(cell), one(beta), one(p00), one(p01), one(p11), one(u), one(1.0), one(w), one(0.5),
         one(z), one(zr), one(u if free else (1 - min(jammed, 1.0)) * u + min(jammed, 1.0) * w),
-        kind, one(0.0), one(90.0), one(speed), one(1.0), 7.5, T, 0.3, 1e-4)
+        kind, np.array([True]), one(0.0), one(90.0), one(speed), one(1.0), 7.5, T, 0.3, 1e-4)
     frac = min(1.0, T * speed / 90.0) if free else None
     nc, nb, P = naive_kalman(cell, beta, np.array([[p00, p01], [p01, p11]]), u, 1.0, w, 0.5, z,
                              zr, free_frac=frac, free_stay=min(1.0, 90.0 / speed / T),
@@ -86,3 +86,26 @@ def test_kalman_kernel_matches_naive(cell, beta, u, w, p00, p11, rho, z, zr, fre
     np.testing.assert_allclose([c2[0], b2[0]], [nc, nb], rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose([q00[0], q01[0], q11[0]], [max(P[0, 0], 1e-9), P[0, 1],
                                                           max(P[1, 1], 1e-12)], rtol=1e-7, atol=1e-9)
+
+
+KINDS = ("entry", "stopline", "zone")
+
+
+@settings(max_examples=20, deadline=None)
+@given(kinds=st.sets(st.sampled_from(KINDS), min_size=1), data=st.data())
+def test_any_detector_layout_gives_bounded_estimates(kinds, data) -> None:
+    """A network with only some detector kinds (any non-empty subset) still estimates every
+    link: finite, non-negative, within storage, with a positive std."""
+    spec = build_grid2x2()
+    net = compile_network(spec.model_copy(update={
+        "detectors": tuple(d for d in spec.detectors if d.kind in kinds)}))
+    n_t = 8
+    count = data.draw(arrays(np.float64, (n_t, net.n_detectors),
+                             elements=st.integers(0, 20).map(float)))
+    occ = data.draw(arrays(np.float64, (n_t, net.n_detectors), elements=st.floats(0, 100)))
+    ests, _ = run_estimator(_frame(net, count, occ), net, EstimatorParams())
+    for e in ests:
+        assert np.isfinite(e.link_vehicles).all() and (e.link_vehicles >= 0).all()
+        assert (e.link_vehicles <= net.link_storage + 1e-9).all()
+        assert np.isfinite(e.link_std).all() and (e.link_std > 0).all()
+        assert np.isfinite(e.network_vehicles) and e.network_vehicles >= 0
