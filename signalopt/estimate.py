@@ -119,6 +119,15 @@ def _occ_share(o):
 
 
 @njit(cache=True)
+def _head_density(k_in, k_out, k_zone, seen, loops):
+    """Density of the first metres of a link that the cell before it holds: its zones' and
+    entry loops' mean (a camera sees the whole turn bay), else either, else its stop line's."""
+    if seen:
+        return 0.5 * (k_zone + k_in) if loops else k_zone
+    return k_in if loops else k_out
+
+
+@njit(cache=True)
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
@@ -159,7 +168,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             k_zone[l] += kd
             # queue from the stop line: the zone's vehicles at jam spacing; the part of the
             # head (before the entry loops) it reaches holds jam density, the rest the loops'
-            if 0.0 < entry_pos[l] and zone_start[d] <= 0.5 * entry_pos[l]:
+            if entry_pos[l] > 0.0 and zone_start[d] <= 0.5 * entry_pos[l]:
                 span = zone_end[d] - zone_start[d]
                 reach = min(max(kd * span * jam - (zone_end[d] - entry_pos[l]), 0.0), entry_pos[l])
                 k_free = min(k_in[l] / max(link_lanes[l], 1.0), 1.0 / jam)
@@ -201,13 +210,9 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
         zx = 0.0
         for j in range(succ_indptr[l], succ_indptr[l + 1]):
             s = succ[j]
-            seen = zone_indptr[s + 1] > zone_indptr[s]
-            loops = in_indptr[s + 1] > in_indptr[s]
-            if seen:
-                k_s = 0.5 * (k_zone[s] + k_in[s]) if loops else k_zone[s]
-            else:
-                k_s = k_in[s] if loops else k_out[s]
-            zx += succ_w[j] * ext * k_s
+            zx += succ_w[j] * ext * _head_density(
+                k_in[s], k_out[s], k_zone[s], zone_indptr[s + 1] > zone_indptr[s],
+                in_indptr[s + 1] > in_indptr[s])
         z[l] += zx
         zr[l] += (zone_rel * zx) ** 2
     return u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q
@@ -276,7 +281,6 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, head_q, down_occ, out_kind
         zs, ze = np.inf, -np.inf
         for j in range(zone_indptr[l], zone_indptr[l + 1]):
             zs, ze = min(zs, zone_start[zone_det[j]]), max(ze, zone_end[zone_det[j]])
-        nz = zone_indptr[l + 1] - zone_indptr[l]
         if out_kind[l] == 3 and not zs <= 0.5 * entry_pos[l]:
             head[l] = entry_pos[l] * k_out[l]  # merged, unseen: the road before its stop line
         elif zs <= 0.5 * entry_pos[l]:

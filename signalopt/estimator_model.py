@@ -118,22 +118,8 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
             out_g[link] = [d for s in nxt for d in entry[s]]
             out_w[link] = [w] * len(out_g[link])
             exit_pos[link] += float(np.mean(entry_pos[nxt]))
-    exit_link = np.arange(n, dtype=np.int64)
-    for link in range(n):  # a road split in two links with no loop at the joint: one cell
-        node = int(net.link_to_node[link])
-        nxt = [s for s in succs[node] if not _is_uturn(net, succs, link, s)]
-        if out_kind[link] != OUT_FREE or len(nxt) != 1:
-            continue
-        s = nxt[0]
-        feeders = [p for p in preds[node] if not _is_uturn(net, succs, p, s)]
-        if not stop[s] or entry[s] or out_kind[s] != OUT_STOPLINE or feeders != [link]:
-            continue
-        stop_pos = float(net.det_pos[stop[s]].mean())
-        out_kind[link], out_g[link], out_w[link] = OUT_STOPLINE, stop[s], [1.0] * len(stop[s])
-        exit_pos[link] = float(net.link_length[link]) + stop_pos
-        succ_g[link], succ_w[link], exit_link[link] = [s], [1.0], s
-        out_kind[s], entry_pos[s] = OUT_MERGED, stop_pos  # all of s before its stop line is
-        # a head that the cell of ``link`` holds
+    exit_link = _merge_split_roads(net, preds, succs, entry, stop, out_kind, out_g, out_w,
+                                   succ_g, succ_w, entry_pos, exit_pos)
     lanes = sorted({(int(a), int(b)) for a, b in zip(net.lane_mov_link, net.lane_mov_lane, strict=True)})
     lane_index = {k: i for i, k in enumerate(lanes)}
     by_lane = {(int(net.det_link[d]), int(net.det_lane[d]), int(net.det_kind[d])): d
@@ -144,16 +130,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     lane_stop = np.array([by_lane.get((a, b, KIND_STOPLINE), -1) for a, b in lanes], dtype=np.int64)
     row_lane = np.array([lane_index[(int(a), int(b))] for a, b in
                          zip(net.lane_mov_link, net.lane_mov_lane, strict=True)], dtype=np.int64)
-    rows_into: list[list[int]] = [[] for _ in range(n)]
-    for r, mv in enumerate(net.lane_mov_mov):
-        rows_into[int(net.mov_to[mv])].append(r)
-    in_kind = np.full(n, IN_UNKNOWN, dtype=np.int64)
-    rel: list[list[int]] = [[] for _ in range(n)]
-    for k in range(n):
-        if entry[k]:
-            in_kind[k] = IN_LOOPS
-        elif rows_into[k] and all(lane_stop[row_lane[r]] >= 0 for r in rows_into[k]):
-            in_kind[k], rel[k] = IN_RELEASED, rows_into[k]
+    in_kind, rel = _inflow_kinds(net, entry, lane_stop, row_lane)
     rel_det = [[int(lane_stop[row_lane[r]]) for r in rel[k]] for k in range(n)]
     meas = [(k, sorted({*entry[k], *out_g[k], *zone[k], *rel_det[k]})) for k in range(n)]
     return EstimatorModel(
@@ -181,3 +158,49 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         meas_link=np.array([k for g in meas for k in [g[0]] * len(g[1])], dtype=np.int64),
         meas_det=np.array([d for g in meas for d in g[1]], dtype=np.int64),
     )
+
+
+def _merge_split_roads(net: CompiledNetwork, preds: list[list[int]], succs: list[list[int]],
+                       entry: list[list[int]], stop: list[list[int]], out_kind: np.ndarray,
+                       out_g: list[list[int]], out_w: list[list[float]],
+                       succ_g: list[list[int]], succ_w: list[list[float]],
+                       entry_pos: np.ndarray, exit_pos: np.ndarray) -> np.ndarray:
+    """One cell for a road split in two links at a plain node with no loop at the joint (a
+    link with no exit cross-section whose only successor has stop-line loops but no entry
+    loops): the first link's cell runs on to the second's stop line and the second becomes
+    ``OUT_MERGED``, all of it before its stop line a head that the first link's cell holds.
+    Updates the arrays in place; returns each link's ``exit_link`` (whose movements leave
+    its cell)."""
+    exit_link = np.arange(net.n_links, dtype=np.int64)
+    for link in range(net.n_links):
+        node = int(net.link_to_node[link])
+        nxt = [s for s in succs[node] if not _is_uturn(net, succs, link, s)]
+        if out_kind[link] != OUT_FREE or len(nxt) != 1:
+            continue
+        s = nxt[0]
+        feeders = [p for p in preds[node] if not _is_uturn(net, succs, p, s)]
+        if not stop[s] or entry[s] or out_kind[s] != OUT_STOPLINE or feeders != [link]:
+            continue
+        stop_pos = float(net.det_pos[stop[s]].mean())
+        out_kind[link], out_g[link], out_w[link] = OUT_STOPLINE, stop[s], [1.0] * len(stop[s])
+        exit_pos[link] = float(net.link_length[link]) + stop_pos
+        succ_g[link], succ_w[link], exit_link[link] = [s], [1.0], s
+        out_kind[s], entry_pos[s] = OUT_MERGED, stop_pos
+    return exit_link
+
+
+def _inflow_kinds(net: CompiledNetwork, entry: list[list[int]], lane_stop: np.ndarray,
+                  row_lane: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+    """Per link: how its inflow is known (``IN_*``) and, for ``IN_RELEASED``, the lane_mov
+    rows whose stop-line counts release into it (every movement into it must have one)."""
+    rows_into: list[list[int]] = [[] for _ in range(net.n_links)]
+    for r, mv in enumerate(net.lane_mov_mov):
+        rows_into[int(net.mov_to[mv])].append(r)
+    in_kind = np.full(net.n_links, IN_UNKNOWN, dtype=np.int64)
+    rel: list[list[int]] = [[] for _ in range(net.n_links)]
+    for k in range(net.n_links):
+        if entry[k]:
+            in_kind[k] = IN_LOOPS
+        elif rows_into[k] and all(lane_stop[row_lane[r]] >= 0 for r in rows_into[k]):
+            in_kind[k], rel[k] = IN_RELEASED, rows_into[k]
+    return in_kind, rel
