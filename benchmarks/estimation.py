@@ -6,8 +6,14 @@ network in-transit MAPE, link WMAPE, approach-lane queue MAE, turning-ratio MAE.
 10 % and 30 % of detectors failed (stuck or silent, random, seeded) and shows the naive
 baseline (uncorrected conservation of raw counts) in the same table.
 
+With ``--layouts`` it also scores networks that have only some detector kinds (the same
+runs, the other detectors' rows dropped and the engine's network built without them), e.g.
+a city with stop-line loops and cameras but no entry loops.
+
     python benchmarks/estimation.py --out results/estimation          # full: 2 demands x 3 seeds
     python benchmarks/estimation.py --quick --out results/estimation   # 1 seed, 30 min
+    python benchmarks/estimation.py --layouts all,loops,stopline+camera,stopline,camera,entry \
+        --out results/estimation_layouts
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ from signalopt.estimate import (
 from signalopt.network import CompiledNetwork, compile_network
 
 CASES = (("healthy", 0.0), ("10% failed", 0.10), ("30% failed", 0.30))
+# detector kinds a site may have (``DetectorLayout`` switches); "all" is the issue's benchmark
+LAYOUTS = {
+    "all": {},
+    "loops": {"zone": False},  # entry + stop-line loops, no cameras
+    "stopline+camera": {"entry": False},
+    "stopline": {"entry": False, "zone": False},
+    "camera": {"entry": False, "stopline": False},
+    "entry": {"stopline": False, "zone": False},
+}
 TARGETS = {"network_mape_%": 3.0, "link_wmape_%": 15.0, "queue_mae_veh": 2.0, "turn_mae": 0.05}
 # not a target: link WMAPE over road segments (see ``road_segments``), reported next to it
 EXTRA = ("segment_wmape_%",)
@@ -66,14 +81,18 @@ def simulate_cached(demand: str, seed: int, duration: float, controller: str = "
     return out
 
 
-def pilot_network() -> CompiledNetwork:
-    """The pilot128 network with the default virtual detectors (as the simulation used)."""
+def pilot_network(layout: str = "all") -> CompiledNetwork:
+    """The pilot128 network with the virtual detectors of ``layout`` (a ``LAYOUTS`` key;
+    "all": as the simulation placed them)."""
     from scenarios.registry import resolve_scenario
     from signalopt.io.sumo_net import read_sumo_net
-    from sim.detectors import place_detectors
+    from sim.detectors import DetectorLayout, place_detectors
 
+    if layout not in LAYOUTS:
+        msg = f"unknown detector layout {layout!r}; choose from {', '.join(LAYOUTS)}"
+        raise ValueError(msg)
     spec = read_sumo_net(resolve_scenario("pilot128", demand="offpeak", seed=42).net)
-    return compile_network(spec.with_detectors(place_detectors(spec)))
+    return compile_network(spec.with_detectors(place_detectors(spec, DetectorLayout(**LAYOUTS[layout]))))
 
 
 def fail_detectors(frame: DetectorFrame, fraction: float, seed: int) -> DetectorFrame:
@@ -218,17 +237,21 @@ def score_naive(frame: DetectorFrame, truth: Truth, net: CompiledNetwork,
 
 
 def evaluate_run(demand: str, seed: int, duration: float,
-                 params: EstimatorParams | None = None,
-                 controller: str = "fixed") -> tuple[list[dict], pd.DataFrame]:
-    """Score one cached run in every failure case; rows for the table + a network time series."""
+                 params: EstimatorParams | None = None, controller: str = "fixed",
+                 layout: str = "all") -> tuple[list[dict], pd.DataFrame]:
+    """Score one cached run in every failure case; rows for the table + a network time series.
+
+    ``layout``: score as if the network had only those detector kinds (``LAYOUTS``).
+    """
     params = params or EstimatorParams()
     folder = simulate_cached(demand, seed, duration, controller)
     from signalopt.io.counts import load_counts
 
-    net = pilot_network()
+    net = pilot_network(layout)
     model = estimator_model(net)
-    frame = build_frame(load_counts(pd.read_parquet(folder / "counts.parquet"), net), net,
-                        interval_s=params.interval_s)
+    rows_in = pd.read_parquet(folder / "counts.parquet")
+    rows_in = rows_in[rows_in["detector_id"].isin(set(net.det_ids))]
+    frame = build_frame(load_counts(rows_in, net), net, interval_s=params.interval_s)
     truth = Truth(folder, net, model)
     rows, series = [], []
     for case, frac in CASES:
@@ -236,13 +259,15 @@ def evaluate_run(demand: str, seed: int, duration: float,
         t0 = time.perf_counter()
         ests, _ = run_estimator(fr, net, params, qa_params=QAParams(), model=model)
         wall = time.perf_counter() - t0
-        rows.append({"demand": demand, "seed": seed, "case": case, "method": "estimator",
+        rows.append({"layout": layout, "demand": demand, "seed": seed, "case": case,
+                     "method": "estimator",
                      **score(ests, truth, net),
                      "mean_network_std_%": 100 * np.mean([e.network_std / max(e.network_vehicles, 1)
                                                           for e in ests]),
                      "within_2std_%": within_2std(ests, truth),
                      "wall_s": round(wall, 2)})
-        rows.append({"demand": demand, "seed": seed, "case": case, "method": "naive",
+        rows.append({"layout": layout, "demand": demand, "seed": seed, "case": case,
+                     "method": "naive",
                      **score_naive(fr, truth, net, model, params)})
         series.append(pd.DataFrame({
             "demand": demand, "seed": seed, "case": case, "t": [e.t for e in ests],
@@ -282,7 +307,7 @@ def _plot(series: pd.DataFrame, path: Path) -> None:
 def summary_table(rows: list[dict]) -> pd.DataFrame:
     """Mean over seeds per demand x case x method (the headline table)."""
     df = pd.DataFrame(rows)
-    keys = ["demand", "case", "method"]
+    keys = ["layout", "demand", "case", "method"]
     cols = [*TARGETS, *EXTRA, "mean_network_std_%", "within_2std_%"]
     return df.groupby(keys, sort=False)[cols].mean().round(3).reset_index()
 
@@ -294,26 +319,50 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="simulations in parallel")
     ap.add_argument("--controller", default="fixed",
                     help="signal control of the scored runs (fixed: the issue's benchmark)")
+    ap.add_argument("--layouts", default="all",
+                    help=f"comma-separated detector layouts to score: {', '.join(LAYOUTS)}")
     args = ap.parse_args(argv)
+    layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
+    bad = [x for x in layouts if x not in LAYOUTS]
+    if bad:
+        ap.error(f"unknown layout(s) {', '.join(bad)}; choose from {', '.join(LAYOUTS)}")
     seeds, duration = ((42,), 1800.0) if args.quick else ((42, 43, 44), 3600.0)
     runs = [(d, s) for d in ("peak_ramp", "offpeak") for s in seeds]
     with ProcessPoolExecutor(args.jobs) as pool:  # one SUMO per process
         list(pool.map(simulate_cached, *zip(*runs, strict=True), [duration] * len(runs),
                       [args.controller] * len(runs)))
     rows, series = [], []
-    for demand, seed in runs:
-        r, s = evaluate_run(demand, seed, duration, controller=args.controller)
-        rows += r
-        series.append(s)
+    for layout in layouts:
+        for demand, seed in runs:
+            r, s = evaluate_run(demand, seed, duration, controller=args.controller, layout=layout)
+            rows += r
+            if layout == layouts[0]:
+                series.append(s)
     args.out.mkdir(parents=True, exist_ok=True)
     table = summary_table(rows)
     pd.DataFrame(rows).to_csv(args.out / "estimation_runs.csv", index=False)
     table.to_csv(args.out / "estimation.csv", index=False)
     _plot(pd.concat(series, ignore_index=True), args.out / "network_in_transit.png")
     md = _markdown(table, duration, seeds, args.controller)
+    if len(layouts) > 1:
+        md += "\n" + _layout_markdown(table)
     (args.out / "estimation.md").write_text(md)
     print(md)
     return 0
+
+
+def _layout_markdown(table: pd.DataFrame) -> str:
+    """Healthy-detector scores per detector layout and demand, naive baseline alongside."""
+    est = table[(table["case"] == "healthy") & (table["method"] == "estimator")]
+    naive = table[(table["case"] == "healthy") & (table["method"] == "naive")]
+    out = ("## By detector layout (healthy detectors)\n\n| layout | demand | network MAPE % | "
+           "link WMAPE % | queue MAE | turn MAE | naive network MAPE % |\n|---|---|---|---|---|---|---|\n")
+    for r in est.itertuples(index=False):
+        nv = naive[(naive["layout"] == r.layout) & (naive["demand"] == r.demand)]
+        nm = nv["network_mape_%"].iloc[0] if len(nv) else float("nan")
+        out += (f"| {r.layout} | {r.demand} | {r[4]:.2f} | {r[5]:.1f} | {r[6]:.2f} | {r[7]:.3f} |"
+                f" {nm:.1f} |\n")
+    return out
 
 
 def _markdown(table: pd.DataFrame, duration: float, seeds: tuple[int, ...],

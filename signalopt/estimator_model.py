@@ -112,11 +112,13 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
             out_w[link] = [1.0] * len(stop[link])
             exit_pos[link] = float(net.det_pos[stop[link]].mean())
         elif nxt and all(entry[s] for s in nxt):
+            # each next link's entry count is shared equally by the links that can feed it
             out_kind[link] = OUT_NEXT_ENTRY
-            w = 1.0 / max(1, len(preds[node]))
-            succ_g[link], succ_w[link] = nxt, [w] * len(nxt)
+            w = [1.0 / max(1, sum(not _is_uturn(net, succs, p, s) for p in preds[node]))
+                 for s in nxt]
+            succ_g[link], succ_w[link] = nxt, w
             out_g[link] = [d for s in nxt for d in entry[s]]
-            out_w[link] = [w] * len(out_g[link])
+            out_w[link] = [ws for s, ws in zip(nxt, w, strict=True) for _ in entry[s]]
             exit_pos[link] += float(np.mean(entry_pos[nxt]))
     exit_link = _merge_split_roads(net, preds, succs, entry, stop, out_kind, out_g, out_w,
                                    succ_g, succ_w, entry_pos, exit_pos)

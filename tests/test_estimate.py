@@ -386,3 +386,20 @@ def test_road_split_at_a_plain_node_is_one_cell_between_stop_lines() -> None:
     # with entry loops the same counts give each link its own cell (A fed by its loop)
     full = _split_road_net(with_entry=True)
     assert estimator_model(full).out_kind[full.link_index["B"]] == 0
+
+
+def test_next_entry_count_is_shared_only_by_links_that_can_feed_it() -> None:
+    """Two-way road A - B - C with entry loops only (no stop lines at B). BC can only be fed
+    by AB (BA would be a U-turn), so AB's cell ends at BC's entry loop with weight 1: 8 in and
+    8 out per interval leave it empty (sharing BC's count with CB would let 4 pile up each
+    interval)."""
+    def lk(a: str, b: str) -> LinkSpec:
+        return LinkSpec(id=f"{a}{b}", from_node=a, to_node=b, length=100.0, lanes=1, speed=10.0)
+
+    links = (lk("A", "B"), lk("B", "C"), lk("C", "B"), lk("B", "A"))
+    net = compile_network(NetworkSpec(links=links, detectors=tuple(entry(x.id) for x in links)))
+    count = np.zeros((3, net.n_detectors))
+    count[:, net.det_index["AB_0_in"]] = 8.0 + np.arange(3) * 1e-9
+    count[:, net.det_index["BC_0_in"]] = 8.0 + np.arange(3) * 1e-9
+    ests, _ = run_estimator(_frame(count), net, CONSERVE)
+    assert ests[-1].link_vehicles[net.link_index["AB"]] == pytest.approx(0.0, abs=1e-6)
