@@ -437,9 +437,16 @@ def update_interval(
         links_total=links_total, link_var=var,
         internal=float(internal), internal_var=_internal_var(m, out, p),
         lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
-        scan_in=_add_row(state.scan_in, state.acc_intervals, u),
+        scan_in=_add_row(state.scan_in, state.acc_intervals, _fit_inflow(m, u, w)),
         acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
         t_end=float(t_end))
+
+
+def _fit_inflow(model: EstimatorModel, u: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Each link's inflow as the turning fit sees it: its entry counts, or, for a link fed by
+    the stop lines upstream, what leaves its cell at the next stop line (the same vehicles
+    a little later: storage changes average out over scans)."""
+    return np.where((model.in_kind == IN_RELEASED) & (model.out_kind == OUT_STOPLINE), w, u)
 
 
 def measure(
@@ -538,6 +545,17 @@ def _calibrated_var(
     return link_var, float(net_var)
 
 
+def _fit_seen(model: EstimatorModel, bad: np.ndarray) -> np.ndarray:
+    """Links whose inflow (``_fit_inflow``) constrains the turning fit: healthy entry loops, or
+    fed by the stop lines upstream and drained by healthy stop-line loops."""
+    n = model.link_len.shape[0]
+    in_bad = np.bincount(model.in_link, weights=bad[model.in_det], minlength=n) > 0
+    out_link = np.repeat(np.arange(n), np.diff(model.out_indptr))
+    out_bad = np.bincount(out_link, weights=bad[model.out_det], minlength=n) > 0
+    drained = (model.in_kind == IN_RELEASED) & (model.out_kind == OUT_STOPLINE) & ~out_bad
+    return ((np.diff(model.in_indptr) > 0) & ~in_bad) | drained
+
+
 def summarize(
     model: EstimatorModel, state: EstimatorState, *, params: EstimatorParams
 ) -> tuple[Estimate, EstimatorState]:
@@ -545,12 +563,10 @@ def summarize(
     n_links = model.link_len.shape[0]
     n_k = min(state.acc_intervals, state.scan_stop.shape[0])
     bad = state.acc_flags != 0  # flagged at some point during the scan
-    in_link = model.in_link
-    in_bad = np.bincount(in_link, weights=bad[model.in_det], minlength=n_links) > 0
     lane_seen = (model.lane_stop >= 0) & ~bad[np.maximum(model.lane_stop, 0)]
     mov_count, share = fit_turning(
         state.scan_stop, state.scan_in, n_k, model.row_lane, model.row_mov, state.row_share,
-        model.mov_to, (np.diff(model.in_indptr) > 0) & ~in_bad, lane_seen,
+        model.mov_to, _fit_seen(model, bad), lane_seen,
         model.mov_from.shape[0], params.turn_iterations, params.flow_smoothing,
         state.prev_stop, min(params.turn_lag_s / params.interval_s, 1.0))
     ratio = turning_ratios(mov_count, state.turning_ratio, model.mov_from, n_links)

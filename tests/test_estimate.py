@@ -403,3 +403,37 @@ def test_next_entry_count_is_shared_only_by_links_that_can_feed_it() -> None:
     count[:, net.det_index["BC_0_in"]] = 8.0 + np.arange(3) * 1e-9
     ests, _ = run_estimator(_frame(count), net, CONSERVE)
     assert ests[-1].link_vehicles[net.link_index["AB"]] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None:
+    """X's one lane turns into A or B (no entry loops anywhere); A and B end at stop lines
+    that count 7 and 3 per interval while X releases 10. What leaves A and B shows where X's
+    vehicles went: each 120 s scan's turning ratio is 0.7 / 0.3, and the lane's share that
+    carries over moves from the prior 1/2 half-way each scan: 0.6, 0.65, 0.675."""
+    def lk(i: str, a: str, b: str) -> LinkSpec:
+        return LinkSpec(id=i, from_node=a, to_node=b, length=100.0, lanes=1, speed=10.0)
+
+    links = (lk("X", "W", "J"), lk("A", "J", "NA"), lk("B", "J", "NB"), lk("AO", "NA", "EA"),
+             lk("BO", "NB", "EB"))
+    ph = (PhaseSpec(state="GG", duration=30, min_dur=10, max_dur=60),
+          PhaseSpec(state="yy", duration=3, min_dur=3, max_dur=3))
+    one = (PhaseSpec(state="G", duration=30, min_dur=10, max_dur=60),
+           PhaseSpec(state="y", duration=3, min_dur=3, max_dur=3))
+    inters = (IntersectionSpec(id="J", phases=ph), IntersectionSpec(id="NA", phases=one),
+              IntersectionSpec(id="NB", phases=one))
+    movs = (MovementSpec(intersection="J", from_link="X", to_link="A", signals=(0,), lanes=(0,)),
+            MovementSpec(intersection="J", from_link="X", to_link="B", signals=(1,), lanes=(0,)),
+            MovementSpec(intersection="NA", from_link="A", to_link="AO", signals=(0,), lanes=(0,)),
+            MovementSpec(intersection="NB", from_link="B", to_link="BO", signals=(0,), lanes=(0,)))
+    dets = tuple(DetectorSpec(id=f"{k}_0_stop", link=k, lane=0, pos=98.0, kind="stopline")
+                 for k in ("X", "A", "B"))
+    net = compile_network(NetworkSpec(links=links, intersections=inters, movements=movs,
+                                      detectors=dets))
+    count = np.zeros((12, net.n_detectors))
+    for det, c in (("X_0_stop", 10.0), ("A_0_stop", 7.0), ("B_0_stop", 3.0)):
+        count[:, net.det_index[det]] = c + (np.arange(12) % 2) * 1e-6  # vary: not stuck
+    ests, state = run_estimator(_frame(count), net, EstimatorParams(scan_s=120.0))
+    to_a = [m for m in range(net.n_movements) if net.link_ids[net.mov_to[m]] == "A"][0]
+    assert [float(e.turning_ratio[to_a]) for e in ests] == pytest.approx([0.7] * 3, abs=0.005)
+    row = int(np.flatnonzero(np.asarray(net.lane_mov_mov) == to_a)[0])
+    assert state.row_share[row] == pytest.approx(0.675, abs=0.005)
