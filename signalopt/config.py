@@ -90,6 +90,19 @@ class EstimatorParams(_Params):
         default=0.035, ge=0,
         description="relative std of the model's own bias, shared by all links (chosen on"
                     " pilot128 seed 45 so most healthy scans fall within 2 std of SUMO's truth)")
+    uncounted_rel_std: float = Field(
+        default=0.12, ge=0,
+        description="model_rel_std of links a camera sees but whose flows are not all counted"
+                    " (chosen on pilot128 seed 45 with cameras only)")
+    loops_only_rel_std: float = Field(
+        default=0.10, ge=0,
+        description="model_rel_std of links seen only by entry loops (no camera): queues"
+                    " between loops are unseen (chosen on pilot128 seed 45 without cameras)")
+    weak_rel_std: float = Field(
+        default=0.8, ge=0,
+        description="model_rel_std of links neither a camera nor entry loops measure, or whose"
+                    " outflow a junction shares among approaches (chosen on pilot128 seed 45"
+                    " with stop-line loops only and entry loops only)")
     failed_rel_std: float = Field(
         default=0.45, ge=0,
         description="relative std, shared across links, of the vehicles on a link whose"

@@ -519,8 +519,9 @@ def _calibrated_var(
     The filter's per-link variances assume independent errors; the model's own bias (effective
     vehicle length, vehicles in junctions) and the bias of imputed counts (history, siblings)
     are shared across links, so they add in the network sum as correlated terms:
-    ``model_rel_std`` x network vehicles, and ``failed_rel_std`` x the vehicles on links in
-    proportion to the share of their detectors flagged during the scan (of the worst kind).
+    ``model_rel_std`` x network vehicles (larger on links no camera sees, by their
+    ``obs`` class), and ``failed_rel_std`` x the vehicles on links in proportion to the share
+    of their detectors flagged during the scan (of the worst kind).
     """
     veh = state.link_vehicles
     n_links = veh.shape[0]
@@ -538,10 +539,14 @@ def _calibrated_var(
     # failed: failed inputs can drag the estimate down, which must not shrink its uncertainty
     scale = np.where(share > 0, np.maximum(veh, state.healthy_vehicles), veh)
     fail = params.failed_rel_std * share * scale
-    link_var = state.link_var + fail**2 + (params.model_rel_std * scale) ** 2
-    total = scale.sum() + state.internal  # scale of the shared bias (clipped: conservative)
-    net_var = (state.link_var.sum() + state.internal_var + (params.model_rel_std * total) ** 2
-               + fail.sum() ** 2)
+    p = params
+    rel = np.array([p.model_rel_std, p.uncounted_rel_std, p.loops_only_rel_std,
+                    p.weak_rel_std])[model.obs]
+    bias = rel * scale  # by observability class: links no camera sees are biased far more
+    link_var = state.link_var + fail**2 + bias**2
+    # the shared bias (clipped levels: conservative) adds up across links, junctions included
+    shared = bias.sum() + p.model_rel_std * state.internal
+    net_var = state.link_var.sum() + state.internal_var + shared**2 + fail.sum() ** 2
     return link_var, float(net_var)
 
 

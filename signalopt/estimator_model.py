@@ -21,6 +21,8 @@ from signalopt.network import CompiledNetwork
 
 OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE, OUT_MERGED = 0, 1, 2, 3
 IN_LOOPS, IN_RELEASED, IN_UNKNOWN = 0, 1, 2
+# how well a link's estimate is observed (its model-bias class, see ``_observability``)
+OBS_CAMERA, OBS_CAMERA_UNCOUNTED, OBS_LOOPS, OBS_WEAK = 0, 1, 2, 3
 
 
 class EstimatorModel(NamedTuple):
@@ -38,6 +40,7 @@ class EstimatorModel(NamedTuple):
     rel_indptr: np.ndarray  # CSR link -> lane_mov rows releasing into it (IN_RELEASED links)
     rel_row: np.ndarray
     exit_link: np.ndarray  # (n_links,) the link whose movements leave this cell's exit
+    obs: np.ndarray  # (n_links,) OBS_* class
     in_indptr: np.ndarray  # CSR link -> entry loops on it
     in_det: np.ndarray
     in_link: np.ndarray  # link of each in_det entry
@@ -141,7 +144,8 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         link_storage=np.asarray(net.link_storage, dtype=np.float64),
         link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
         exit_pos=exit_pos, out_kind=out_kind, in_kind=in_kind, rel_indptr=ii(rel)[0],
-        rel_row=ii(rel)[1], exit_link=exit_link, in_indptr=ii(entry)[0], in_det=ii(entry)[1],
+        rel_row=ii(rel)[1], exit_link=exit_link,
+        obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w), in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
         out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
@@ -206,3 +210,36 @@ def _inflow_kinds(net: CompiledNetwork, entry: list[list[int]], lane_stop: np.nd
         elif rows_into[k] and all(lane_stop[row_lane[r]] >= 0 for r in rows_into[k]):
             in_kind[k], rel[k] = IN_RELEASED, rows_into[k]
     return in_kind, rel
+
+
+def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.ndarray,
+                   out_kind: np.ndarray, succ_g: list[list[int]],
+                   succ_w: list[list[float]]) -> np.ndarray:
+    """Per link, how well the detectors observe it (its class of model bias):
+
+    - ``OBS_CAMERA``: a camera sees it and counts close its cell (inflow known, outflow
+      counted for it alone);
+    - ``OBS_CAMERA_UNCOUNTED``: a camera sees it, but some flow through it is not counted;
+    - ``OBS_LOOPS``: no camera, closed by counts, entry loops give a density, and any queue
+      ends at a stop-line loop;
+    - ``OBS_WEAK``: the rest (queues between stop lines unseen, or a junction's outflow
+      shared among its approaches).
+    """
+    n = len(entry)
+    obs = np.full(n, OBS_WEAK, dtype=np.int64)
+    for k in range(n):
+        seen = bool(zone[k]) or any(out_kind[s] == OUT_MERGED and zone[s] for s in succ_g[k])
+        shared = out_kind[k] == OUT_NEXT_ENTRY and min(succ_w[k], default=1.0) < 1.0
+        closed = in_kind[k] != IN_UNKNOWN and not shared
+        # loops see no queue between them: only one a stop-line loop bounds (or none forms)
+        bounded = out_kind[k] in (OUT_STOPLINE, OUT_FREE) or (
+            out_kind[k] == OUT_NEXT_ENTRY and all(out_kind[s] == OUT_STOPLINE for s in succ_g[k]))
+        if seen:
+            obs[k] = OBS_CAMERA if closed else OBS_CAMERA_UNCOUNTED
+        elif entry[k] and closed and bounded:
+            obs[k] = OBS_LOOPS
+    for k in range(n):  # a merged link lives in the cell of the link before it
+        for s in succ_g[k]:
+            if out_kind[s] == OUT_MERGED:
+                obs[s] = obs[k]
+    return obs

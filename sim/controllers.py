@@ -7,6 +7,8 @@ truth is never passed to a controller.
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -135,6 +137,10 @@ class MaxPressure(FixedTime):
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
         self._zones = [d for d in ctx.spec.detectors if d.kind == "zone"]
+        if not self._zones:
+            msg = ("max-pressure reads its queues from camera zones, and this detector layout "
+                   "has none")
+            raise ValueError(msg)
         self._zone_link = np.array([net.link_index[d.link] for d in self._zones], dtype=np.int64)
         # rows of the (link, lane, movement) triples each zone's lane feeds
         rows_of: dict[tuple[int, int], list[int]] = {}
@@ -268,20 +274,28 @@ class Signalopt(FixedTime):
         from sim.apply import PlanApplier  # noqa: PLC0415
 
         opt = self.config.optimizer
+        local = opt.local_control
+        if local == "pressure" and not any(d.kind == "zone" for d in ctx.spec.detectors):
+            # the pressure rule reads queues from cameras; without any, the plans run with
+            # SUMO's gap actuation inside their bounds (what a loop-only controller does)
+            warnings.warn("no camera zones in this detector layout: signalopt's local control "
+                          "falls back from 'pressure' to 'actuated'", stacklevel=2)
+            local = "actuated"
+        self.local_control = local
         self._state = initial_scan_state(ctx.net)
         self._buffer: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
         self._order: np.ndarray | None = None  # reader's detector order -> network order
         self._next_scan = ctx.begin + self.config.scan_s
         self._local: MaxPressure | None = None
         self._applier: PlanApplier | None = None
-        if opt.local_control == "pressure":
+        if local == "pressure":
             self._local = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s,
                                       downstream_free=self.downstream_free)
             self._local.setup(ctx)
             base = ctx.net.phase_duration
             self._local.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
         else:
-            self._applier = PlanApplier(ctx.api, ctx.net, actuated=opt.local_control == "actuated",
+            self._applier = PlanApplier(ctx.api, ctx.net, actuated=local == "actuated",
                                         min_green=opt.min_green_s)
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
