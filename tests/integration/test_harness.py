@@ -112,3 +112,21 @@ def test_signalopt_closed_loop(small_grid: ScenarioSpec) -> None:
     assert (scans["cycle_mean"] >= 40).all()
     fixed = run_simulation(small_grid, "fixed").metrics["mean_delay_s"]
     assert result.metrics["mean_delay_s"] < fixed
+
+
+def test_signalopt_runs_with_stop_line_loops_only(small_grid: ScenarioSpec) -> None:
+    """A site with stop-line loops only (no entry loops, no cameras): the engine still scans
+    every 120 s with valid plans and finite estimates; its local control falls back from the
+    camera-based pressure rule to gap actuation, and says so. Max-pressure, which needs the
+    cameras, refuses with a clear error."""
+    from sim.detectors import DetectorLayout
+
+    layout = DetectorLayout(entry=False, zone=False)
+    with pytest.warns(UserWarning, match="falls back from 'pressure' to 'actuated'"):
+        result = run_simulation(small_grid, "signalopt", layout=layout)
+    scans = result.extra["scans"]
+    assert list(scans["t"]) == [120.0, 240.0]
+    assert (scans["rejected"] == 0).all()
+    assert scans["network_vehicles"].notna().all() and (scans["network_vehicles"] >= 0).all()
+    with pytest.raises(ValueError, match="camera zones"):
+        run_simulation(small_grid, "maxpressure", layout=layout)
