@@ -356,12 +356,14 @@ def _layout_markdown(table: pd.DataFrame) -> str:
     est = table[(table["case"] == "healthy") & (table["method"] == "estimator")]
     naive = table[(table["case"] == "healthy") & (table["method"] == "naive")]
     out = ("## By detector layout (healthy detectors)\n\n| layout | demand | network MAPE % | "
-           "link WMAPE % | queue MAE | turn MAE | naive network MAPE % |\n|---|---|---|---|---|---|---|\n")
-    for r in est.itertuples(index=False):
-        nv = naive[(naive["layout"] == r.layout) & (naive["demand"] == r.demand)]
+           "link WMAPE % | queue MAE | turn MAE | mean std % | within 2 std % | "
+           "naive network MAPE % |\n|---|---|---|---|---|---|---|---|---|\n")
+    for r in est.to_dict("records"):
+        nv = naive[(naive["layout"] == r["layout"]) & (naive["demand"] == r["demand"])]
         nm = nv["network_mape_%"].iloc[0] if len(nv) else float("nan")
-        out += (f"| {r.layout} | {r.demand} | {r[4]:.2f} | {r[5]:.1f} | {r[6]:.2f} | {r[7]:.3f} |"
-                f" {nm:.1f} |\n")
+        out += (f"| {r['layout']} | {r['demand']} | {r['network_mape_%']:.2f} | "
+                f"{r['link_wmape_%']:.1f} | {r['queue_mae_veh']:.2f} | {r['turn_mae']:.3f} | "
+                f"{r['mean_network_std_%']:.1f} | {r['within_2std_%']:.0f} | {nm:.1f} |\n")
     return out
 
 
