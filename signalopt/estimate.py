@@ -270,11 +270,13 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, in
 
 
 @njit(cache=True)
-def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, head_q, down_occ, out_kind, entry_pos,
+def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, out_kind, entry_pos,
                    exit_pos, link_len, link_lanes, link_storage, zone_indptr, zone_det,
                    zone_start, zone_end, succ_indptr, succ, succ_w, T, junction_s,
                    junction_block_s, node_s, loop_rel):
-    """Vehicles per link (cell + head + tail - part on the next link) and inside junctions."""
+    """Vehicles per link (cell + head + tail - part on the next link) and inside junctions
+    (``cross``: vehicles per interval crossing the signalised junction at a link's end, NaN
+    where it ends elsewhere)."""
     n = cell.shape[0]
     head, tail = np.zeros(n), np.zeros(n)
     for l in range(n):  # noqa: E741
@@ -308,9 +310,9 @@ def _link_vehicles(cell, p00, w, k_in, k_out, k_zone, head_q, down_occ, out_kind
         v = cell[l] + head[l] + given[l] + tail[l] - beyond[l]
         veh[l] = min(v, link_storage[l])
         var[l] = p00[l] + (loop_rel * (head[l] + tail[l] + beyond[l])) ** 2
-        if out_kind[l] == 0:
+        if cross[l] == cross[l]:
             # a crossing takes junction_s; vehicles wait inside while the exit is occupied
-            internal += w[l] / T * (junction_s + junction_block_s * down_occ[l])
+            internal += cross[l] / T * (junction_s + junction_block_s * down_occ[l])
         elif out_kind[l] == 1:
             internal += w[l] / T * node_s
     return veh, var, internal
@@ -369,6 +371,23 @@ def _any_flagged_kernel(flags, meas_link, meas_det, n_links):
     return out
 
 
+def _junction_crossings(model: EstimatorModel, params: EstimatorParams, out: np.ndarray,
+                        count: np.ndarray, occupancy: np.ndarray) -> np.ndarray:
+    """Vehicles per interval crossing the signalised junction at each link's end (NaN where
+    none): its stop-line count, else (an approach only a camera sees) what its zones saw
+    pass, the vehicles seen in the interval less those standing in view."""
+    m, p = model, params
+    n = m.link_len.shape[0]
+    zone_link = np.repeat(np.arange(n), np.diff(m.zone_indptr))
+    d = m.zone_det
+    kd = np.minimum(np.nan_to_num(occupancy[d]) / 100.0 / p.vehicle_length_m, 1.0 / p.jam_spacing_m)
+    passed = np.maximum(np.nan_to_num(count[d]) - kd * (m.zone_end[d] - m.zone_start[d]), 0.0)
+    seen = np.bincount(zone_link, weights=passed, minlength=n)
+    approach = np.bincount(m.mov_from, minlength=n) > 0
+    return np.where(m.out_kind == OUT_STOPLINE, out,
+                    np.where(approach & (m.out_kind == OUT_FREE), seen, np.nan))
+
+
 def _internal_var(model: EstimatorModel, out: np.ndarray, params: EstimatorParams) -> float:
     """Variance of the vehicles inside junctions: ``junction_rel_std`` of the stop-line flow
     times the dwell at a typical exit occupancy (2 %). It depends on counts only, so losing
@@ -420,8 +439,9 @@ def update_interval(
         x_loss, m.out_kind, m.in_kind != IN_UNKNOWN, m.entry_pos, m.exit_pos, m.link_speed,
         m.link_lanes, p.jam_spacing_m, p.interval_s, p.process_var, p.sink_var)
     down_occ = _exit_occupancy(m, k_in, p.vehicle_length_m)[m.exit_link]
+    cross = _junction_crossings(m, p, out, qa.count, qa.occupancy)
     veh, var, internal = _link_vehicles(
-        cell, p00, out, k_in, k_out, k_zone, head_q, down_occ, m.out_kind, m.entry_pos,
+        cell, p00, out, cross, k_in, k_out, k_zone, head_q, down_occ, m.out_kind, m.entry_pos,
         m.exit_pos, m.link_len, m.link_lanes, m.link_storage, m.zone_indptr, m.zone_det,
         m.zone_start, m.zone_end, m.succ_indptr, m.succ, m.succ_w, p.interval_s,
         p.junction_s, p.junction_block_s, p.node_s, p.loop_rel_std)
