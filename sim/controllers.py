@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from signalopt.network import CompiledNetwork, NetworkSpec
+from sim.loop_queues import LoopQueues
 
 TLS_TYPE_ACTUATED = 3
 
@@ -133,11 +134,18 @@ class MaxPressure(FixedTime):
         # vehicles per lane the receiving road absorbs before they count against a movement
         # (0 = classic max-pressure; > 0 = count the downstream only as spillback nears)
         self.downstream_free = downstream_free
+        # live vehicles per link from elsewhere (loop counting) where no camera sees queues,
+        # counted within ``reach_m`` of the stop line as a camera would see them
+        self.link_source: Callable[[], np.ndarray] | None = None
+        self.reach_m = 100.0
+        # and vehicles per approach lane (rows: lane index, movement, share of the lane)
+        self.lane_source: Callable[[], np.ndarray] | None = None
+        self.lane_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
         self._zones = [d for d in ctx.spec.detectors if d.kind == "zone"]
-        if not self._zones:
+        if not self._zones and self.link_source is None:
             msg = ("max-pressure reads its queues from camera zones, and this detector layout "
                    "has none")
             raise ValueError(msg)
@@ -160,6 +168,20 @@ class MaxPressure(FixedTime):
         self._up_link = np.array([k for _, k in up], dtype=np.int64)
         self._up_share = (net.mov_lanes[self._up_mov] / net.link_lanes[net.mov_from[self._up_mov]]
                           if up else np.zeros(0))
+        # without cameras: the share of each feeding link within a camera's reach of the stop
+        # line (vehicles spread evenly), so loop-counted queues weigh as zone counts would
+        length = np.asarray(net.link_length, dtype=np.float64)
+        up_w: list[float] = []
+        for m in range(net.n_movements):  # in the order ``up`` lists them
+            a = int(net.mov_from[m])
+            up_w += within_reach(length[[a, *_upstream_chain(net, a)]], self.reach_m)[1:].tolist()
+        self._up_reach = np.array(up_w)
+        # and of each receiving link, counted back from the next stop line
+        down: list[float] = []
+        for m in range(net.n_movements):  # in the order ``chain`` lists them
+            links = _downstream_chain(net, int(net.mov_to[m]))
+            down += within_reach(length[links[::-1]], self.reach_m)[::-1].tolist()
+        self._chain_reach = np.array(down)
         self._inters = list(ctx.spec.intersections)
         self._greens = [[k for k, p in enumerate(i.phases) if p.is_green] for i in self._inters]
         self._cur = [g[0] for g in self._greens]
@@ -175,8 +197,12 @@ class MaxPressure(FixedTime):
             tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
 
     def _pressures(self, ctx: SimContext) -> np.ndarray:
-        """Pressure of every movement from the current camera-zone counts."""
+        """Pressure of every movement from the current camera-zone counts (or, without
+        cameras, from ``link_source``)."""
         net = ctx.net
+        if self.link_source is not None and not self._zones:
+            lanes = self.lane_source() if self.lane_source is not None else None
+            return self._link_pressures(net, self.link_source(), lanes)
         e2 = ctx.api.lanearea
         zone_veh = np.array([e2.getLastStepVehicleNumber(d.id) for d in self._zones], dtype=np.float64)
         link_veh = np.bincount(self._zone_link, weights=zone_veh, minlength=net.n_links)
@@ -193,6 +219,30 @@ class MaxPressure(FixedTime):
         # downstream queue: per-lane vehicles seen on the receiving link and the unsignalised
         # links that continue it up to the next stop line
         q_out = np.bincount(self._chain_mov, weights=per_lane[self._chain_link],
+                            minlength=net.n_movements)
+        q_out = np.maximum(q_out - self.downstream_free, 0.0) * net.mov_lanes
+        return q_in - q_out
+
+    def _link_pressures(self, net: CompiledNetwork, link_veh: np.ndarray,
+                        lane_veh: np.ndarray | None = None) -> np.ndarray:
+        """Pressure from vehicles per link: an approach's vehicles (lane by lane where its
+        lanes are counted, ``lane_veh`` in ``lane_rows`` order; else shared by lanes) and
+        those on the links feeding it through plain nodes, less the receiving road's per lane."""
+        lanes = np.maximum(net.link_lanes, 1.0)
+        share = net.mov_lanes / lanes[net.mov_from]
+        q_in = link_veh[net.mov_from] * share
+        if lane_veh is not None:
+            counted = ~np.isnan(lane_veh[self.lane_rows[0]])
+            by_lane = np.bincount(self.lane_rows[1][counted],
+                                  weights=(lane_veh[self.lane_rows[0]] * self.lane_rows[2])[counted],
+                                  minlength=net.n_movements)
+            lane_mov = np.bincount(self.lane_rows[1][counted], minlength=net.n_movements) > 0
+            q_in = np.where(lane_mov, by_lane, q_in)
+        q_in += np.bincount(self._up_mov,
+                            weights=link_veh[self._up_link] * self._up_share * self._up_reach,
+                            minlength=net.n_movements)
+        q_out = np.bincount(self._chain_mov,
+                            weights=(link_veh / lanes)[self._chain_link] * self._chain_reach,
                             minlength=net.n_movements)
         q_out = np.maximum(q_out - self.downstream_free, 0.0) * net.mov_lanes
         return q_in - q_out
@@ -275,14 +325,23 @@ class Signalopt(FixedTime):
 
         opt = self.config.optimizer
         local = opt.local_control
-        if local == "pressure" and not any(d.kind == "zone" for d in ctx.spec.detectors):
-            # the pressure rule reads queues from cameras; without any, the plans run with
-            # SUMO's gap actuation inside their bounds (what a loop-only controller does)
-            warnings.warn("no camera zones in this detector layout: signalopt's local control "
-                          "falls back from 'pressure' to 'actuated'", stacklevel=2)
+        self._state = initial_scan_state(ctx.net)
+        self._loopq: LoopQueues | None = None
+        kinds = {d.kind for d in ctx.spec.detectors}
+        if local == "pressure" and "zone" not in kinds and "entry" in kinds:
+            # the pressure rule reads queues from cameras; without any, it counts vehicles in
+            # and out of every cell at the loops, from the engine's last estimate on
+            self._loopq = LoopQueues(ctx.net, self._state.model)
+            warnings.warn("no camera zones in this detector layout: signalopt's pressure rule "
+                          "counts queues at the loops instead", stacklevel=2)
+        elif local == "pressure" and "zone" not in kinds:
+            # stop-line loops alone cannot count what stands between them (the estimate reads
+            # half the network): the plans run with SUMO's gap actuation inside their bounds
+            warnings.warn("no camera zones and no entry loops in this detector layout: "
+                          "signalopt's local control falls back from 'pressure' to 'actuated'",
+                          stacklevel=2)
             local = "actuated"
         self.local_control = local
-        self._state = initial_scan_state(ctx.net)
         self._buffer: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]] = []
         self._order: np.ndarray | None = None  # reader's detector order -> network order
         self._next_scan = ctx.begin + self.config.scan_s
@@ -291,6 +350,12 @@ class Signalopt(FixedTime):
         if local == "pressure":
             self._local = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s,
                                       downstream_free=self.downstream_free)
+            if self._loopq is not None:
+                m = self._state.model
+                per_lane = np.bincount(m.row_lane, minlength=m.lane_link.shape[0])
+                self._local.link_source = self._loopq.link_vehicles
+                self._local.lane_source = self._loopq.lane_vehicles
+                self._local.lane_rows = (m.row_lane, m.row_mov, 1.0 / per_lane[m.row_lane])
             self._local.setup(ctx)
             base = ctx.net.phase_duration
             self._local.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
@@ -312,6 +377,8 @@ class Signalopt(FixedTime):
     def on_step(self, ctx: SimContext, t: float) -> None:
         if t >= self._next_scan - 1e-9 and self._buffer:
             self._scan(ctx, t)
+        if self._loopq is not None:
+            self._loopq.step(ctx.api)
         if self._local is not None:
             self._local.on_step(ctx, t)
         else:
@@ -327,6 +394,8 @@ class Signalopt(FixedTime):
         prev = self._state.optimizer.plan
         result = run_scan(ctx.net, counts, self._state, self.config, t=t)
         self._state = result.state
+        if self._loopq is not None and result.state.estimator is not None:
+            self._loopq.reset(result.estimate.link_vehicles, result.state.estimator.row_share)
         if self._local is not None:  # local actuation inside the new plan's bounds
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur
@@ -356,6 +425,13 @@ def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
             "offset_change_mean": float(np.minimum(d_off, p.cycle - d_off).mean()),
         })
     return row
+
+
+def within_reach(lengths_from_stop: np.ndarray, reach_m: float) -> np.ndarray:
+    """Share of each link (listed moving away from a stop line) within ``reach_m`` of it."""
+    lengths = np.maximum(np.asarray(lengths_from_stop, dtype=np.float64), 1.0)
+    before = np.concatenate([[0.0], np.cumsum(lengths)[:-1]])
+    return np.clip((reach_m - before) / lengths, 0.0, 1.0)
 
 
 def _upstream_chain(net: CompiledNetwork, link: int, max_hops: int = 4) -> list[int]:

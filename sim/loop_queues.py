@@ -1,0 +1,91 @@
+"""Live vehicles per link from loop passages, for the pressure rule where no camera sees queues.
+
+A field controller with loops but no cameras can still count: the engine's last estimate of
+every cell (one scan old) plus the vehicles its loops have passed in and out since, second by
+second (input-output counting on the estimator's own cells: entry loops, or the stop lines
+upstream times the turning shares, in; exit loops out). A free exit has no counted outflow,
+so its cell keeps the scan's estimate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from signalopt.estimator_model import IN_LOOPS, IN_RELEASED, OUT_FREE, OUT_MERGED, EstimatorModel
+from signalopt.network import CompiledNetwork
+
+
+class LoopQueues:
+    """Input-output counting of every cell between scans (see the module docstring)."""
+
+    def __init__(self, net: CompiledNetwork, model: EstimatorModel) -> None:
+        self._model = model
+        n = net.n_links
+        used = sorted({*model.in_det.tolist(), *model.out_det.tolist(),
+                       *model.lane_stop[model.lane_stop >= 0].tolist()})
+        self._ids = [net.det_ids[d] for d in used]
+        self._pos = np.full(net.n_detectors, -1, dtype=np.int64)
+        self._pos[used] = np.arange(len(used))
+        self.base, self.delta = np.zeros(n), np.zeros(n)
+        self._link, self._det, self._w = self._rows(np.zeros(model.row_lane.shape[0]))
+        # approach lanes with a loop at each end (entry and stop line): counted lane by lane
+        entry_of = {(int(net.det_link[d]), int(net.det_lane[d])): int(d)
+                    for d in model.in_det.tolist()}
+        lanes = [(k, entry_of.get((int(a), int(b)), -1), int(s)) for k, (a, b, s) in
+                 enumerate(zip(model.lane_link, model.lane_lane, model.lane_stop, strict=True))]
+        both = [(k, e, s) for k, e, s in lanes if e >= 0 and s >= 0]
+        self.lane_counted = np.zeros(model.lane_link.shape[0], dtype=bool)
+        self.lane_counted[[k for k, _, _ in both]] = True
+        self._lane_in = np.array([self._pos[e] for _, e, _ in both], dtype=np.int64)
+        self._lane_out = np.array([self._pos[s] for _, _, s in both], dtype=np.int64)
+        self._lane_k = np.array([k for k, _, _ in both], dtype=np.int64)
+        self.lane_delta = np.zeros(model.lane_link.shape[0])
+
+    def _rows(self, row_share: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(link, detector position, weight): each passage adds ``weight`` to the link."""
+        m = self._model
+        rows: list[tuple[int, int, float]] = []
+        for link in range(m.link_len.shape[0]):
+            if m.in_kind[link] == IN_LOOPS:
+                rows += [(link, int(d), 1.0) for d in m.in_det[m.in_indptr[link]:m.in_indptr[link + 1]]]
+            elif m.in_kind[link] == IN_RELEASED:
+                for r in m.rel_row[m.rel_indptr[link]:m.rel_indptr[link + 1]]:
+                    rows.append((link, int(m.lane_stop[m.row_lane[r]]), float(row_share[r])))
+            if m.out_kind[link] not in (OUT_FREE, OUT_MERGED):
+                lo, hi = m.out_indptr[link], m.out_indptr[link + 1]
+                rows += [(link, int(d), -float(w)) for d, w in zip(m.out_det[lo:hi], m.out_w[lo:hi],
+                                                                  strict=True)]
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
+        link, det, w = zip(*rows, strict=True)
+        return (np.array(link, dtype=np.int64), self._pos[np.array(det, dtype=np.int64)],
+                np.array(w, dtype=np.float64))
+
+    def reset(self, link_vehicles: np.ndarray, row_share: np.ndarray) -> None:
+        """A new scan: its estimate is the base, its turning shares split released flows."""
+        self.base = np.asarray(link_vehicles, dtype=np.float64).copy()
+        self.delta = np.zeros_like(self.base)
+        self.lane_delta = np.zeros_like(self.lane_delta)
+        self._link, self._det, self._w = self._rows(row_share)
+
+    def step(self, api: object) -> None:
+        """Add the vehicles that left each loop in the last simulation step."""
+        e1 = api.inductionloop  # type: ignore[attr-defined]
+        passed = np.array([sum(1 for v in e1.getVehicleData(i) if v[3] >= 0) for i in self._ids],
+                          dtype=np.float64)
+        self.delta += np.bincount(self._link, weights=self._w * passed[self._det],
+                                  minlength=self.base.shape[0])
+        self.lane_delta[self._lane_k] += passed[self._lane_in] - passed[self._lane_out]
+
+    def link_vehicles(self) -> np.ndarray:
+        """Vehicles on every link now (never below zero)."""
+        return np.maximum(self.base + self.delta, 0.0)
+
+    def lane_vehicles(self) -> np.ndarray:
+        """Vehicles on each approach lane between its entry and stop-line loops now: the
+        scan's link estimate shared evenly by lanes, plus the lane's own passages since
+        (NaN for lanes without both loops)."""
+        m = self._model
+        link = m.lane_link
+        share = self.base[link] / np.maximum(m.link_lanes[link], 1.0)
+        return np.where(self.lane_counted, np.maximum(share + self.lane_delta, 0.0), np.nan)
