@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from sim.compare import markdown_table, plan_tasks, run_compare, summarize_runs
+from sim.detectors import DETECTOR_LAYOUTS, named_layout
 
 CONTROLLERS = "fixed,actuated,maxpressure,signalopt"
 
@@ -62,7 +63,12 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=None, help="simulated s (default: scenario)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("results/control"))
+    ap.add_argument("--detectors", default="all",
+                    help="detector layout of the site: " + ", ".join(DETECTOR_LAYOUTS))
     args = ap.parse_args()
+    if args.detectors not in DETECTOR_LAYOUTS:
+        ap.error(f"unknown detector layout {args.detectors!r}; choose from {', '.join(DETECTOR_LAYOUTS)}")
+    layout = named_layout(args.detectors)
     if args.tables:
         print(tables_from(args.tables))
         return
@@ -74,7 +80,7 @@ def main() -> None:
         scenario, _, demand = case.partition(":")
         out = args.out / case.replace(":", "-")
         tasks = plan_tasks(scenario, controllers, seeds, demand=demand or None,
-                           duration=args.duration, out_dir=out / "runs")
+                           duration=args.duration, out_dir=out / "runs", layout=layout)
         t0 = time.perf_counter()
         runs, summary = run_compare(
             tasks, out, workers=args.workers,

@@ -40,17 +40,10 @@ from signalopt.estimate import (
     run_estimator,
 )
 from signalopt.network import CompiledNetwork, compile_network
+from sim.detectors import DETECTOR_LAYOUTS
 
 CASES = (("healthy", 0.0), ("10% failed", 0.10), ("30% failed", 0.30))
-# detector kinds a site may have (``DetectorLayout`` switches); "all" is the issue's benchmark
-LAYOUTS = {
-    "all": {},
-    "loops": {"zone": False},  # entry + stop-line loops, no cameras
-    "stopline+camera": {"entry": False},
-    "stopline": {"entry": False, "zone": False},
-    "camera": {"entry": False, "stopline": False},
-    "entry": {"stopline": False, "zone": False},
-}
+LAYOUTS = DETECTOR_LAYOUTS  # detector kinds a site may have; "all" is the issue's benchmark
 TARGETS = {"network_mape_%": 3.0, "link_wmape_%": 15.0, "queue_mae_veh": 2.0, "turn_mae": 0.05}
 # not a target: link WMAPE over road segments (see ``road_segments``), reported next to it
 EXTRA = ("segment_wmape_%",)
@@ -86,13 +79,10 @@ def pilot_network(layout: str = "all") -> CompiledNetwork:
     "all": as the simulation placed them)."""
     from scenarios.registry import resolve_scenario
     from signalopt.io.sumo_net import read_sumo_net
-    from sim.detectors import DetectorLayout, place_detectors
+    from sim.detectors import named_layout, place_detectors
 
-    if layout not in LAYOUTS:
-        msg = f"unknown detector layout {layout!r}; choose from {', '.join(LAYOUTS)}"
-        raise ValueError(msg)
     spec = read_sumo_net(resolve_scenario("pilot128", demand="offpeak", seed=42).net)
-    return compile_network(spec.with_detectors(place_detectors(spec, DetectorLayout(**LAYOUTS[layout]))))
+    return compile_network(spec.with_detectors(place_detectors(spec, named_layout(layout))))
 
 
 def fail_detectors(frame: DetectorFrame, fraction: float, seed: int) -> DetectorFrame:

@@ -24,8 +24,10 @@ def plan_tasks(
     scale: float = 1.0,
     backend: str = "libsumo",
     out_dir: Path | None = None,
+    layout: Any = None,
 ) -> list[RunTask]:
-    """Resolve (and generate, once, in this process) the scenario files for every run."""
+    """Resolve (and generate, once, in this process) the scenario files for every run
+    (``layout``: the ``DetectorLayout`` the site has; None = every kind)."""
     tasks = []
     for seed in seeds:
         spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
@@ -33,7 +35,8 @@ def plan_tasks(
             name, params = parse_controller(ctrl)
             key = RunKey(scenario=spec.name, controller=name, seed=seed, demand=spec.demand,
                          scale=scale, duration=spec.duration, params=params)
-            tasks.append(RunTask(key=key, scenario=spec, backend=backend, out_dir=out_dir))
+            tasks.append(RunTask(key=key, scenario=spec, backend=backend, out_dir=out_dir,
+                                 layout=layout))
     return tasks
 
 

@@ -31,6 +31,26 @@ class DetectorLayout(BaseModel):
     zone: bool = True
 
 
+# named detector layouts: which kinds a site has ("all" is the harness default)
+DETECTOR_LAYOUTS: dict[str, dict[str, bool]] = {
+    "all": {},
+    "loops": {"zone": False},  # entry + stop-line loops, no cameras
+    "stopline+camera": {"entry": False},
+    "stopline": {"entry": False, "zone": False},
+    "camera": {"entry": False, "stopline": False},
+    "entry": {"stopline": False, "zone": False},
+}
+
+
+def named_layout(name: str, **overrides: object) -> DetectorLayout:
+    """The ``DetectorLayout`` of a ``DETECTOR_LAYOUTS`` name; an unknown name is an error
+    that lists the known ones."""
+    if name not in DETECTOR_LAYOUTS:
+        msg = f"unknown detector layout {name!r}; choose from {', '.join(DETECTOR_LAYOUTS)}"
+        raise ValueError(msg)
+    return DetectorLayout(**{**DETECTOR_LAYOUTS[name], **overrides})
+
+
 def place_detectors(spec: NetworkSpec, layout: DetectorLayout | None = None) -> list[DetectorSpec]:
     """Return detectors for every link (entry) and signal approach lane (stop line, zone)."""
     layout = layout or DetectorLayout()

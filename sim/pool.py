@@ -46,6 +46,7 @@ class RunTask:
     scenario: ScenarioSpec
     backend: str = "libsumo"
     out_dir: Path | None = None
+    layout: Any = None  # a ``DetectorLayout`` (None: every detector kind)
 
 
 def run_task(task: RunTask, progress_q: Any = None) -> dict[str, Any]:
@@ -59,7 +60,8 @@ def run_task(task: RunTask, progress_q: Any = None) -> dict[str, Any]:
 
     try:
         ctrl = make_controller(task.key.controller, **dict(task.key.params))
-        result = run_simulation(task.scenario, ctrl, backend=task.backend, progress=report)
+        result = run_simulation(task.scenario, ctrl, backend=task.backend, progress=report,
+                                layout=task.layout)
         if task.out_dir is not None:
             result.write(task.out_dir / task.key.slug)
         metrics = {k: v for k, v in result.metrics.items() if k != "definitions"}
