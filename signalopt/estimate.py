@@ -377,15 +377,29 @@ def _junction_crossings(model: EstimatorModel, params: EstimatorParams, out: np.
     none): its stop-line count, else (an approach only a camera sees) what its zones saw
     pass, the vehicles seen in the interval less those standing in view."""
     m, p = model, params
-    n = m.link_len.shape[0]
-    zone_link = np.repeat(np.arange(n), np.diff(m.zone_indptr))
-    d = m.zone_det
-    kd = np.minimum(np.nan_to_num(occupancy[d]) / 100.0 / p.vehicle_length_m, 1.0 / p.jam_spacing_m)
-    passed = np.maximum(np.nan_to_num(count[d]) - kd * (m.zone_end[d] - m.zone_start[d]), 0.0)
-    seen = np.bincount(zone_link, weights=passed, minlength=n)
-    approach = np.bincount(m.mov_from, minlength=n) > 0
-    return np.where(m.out_kind == OUT_STOPLINE, out,
-                    np.where(approach & (m.out_kind == OUT_FREE), seen, np.nan))
+    return _junction_crossings_kernel(out, count, occupancy, m.out_kind, m.is_approach,
+                                      m.zone_indptr, m.zone_det, m.zone_start, m.zone_end,
+                                      p.vehicle_length_m, p.jam_spacing_m)
+
+
+@njit(cache=True)
+def _junction_crossings_kernel(out, count, occ, out_kind, is_approach, zone_indptr, zone_det,
+                               zone_start, zone_end, veh_len, jam):
+    """``_junction_crossings`` on flat arrays."""
+    n = out.shape[0]
+    cross = np.full(n, np.nan)
+    for l in range(n):  # noqa: E741
+        if out_kind[l] == 0:
+            cross[l] = out[l]
+        elif out_kind[l] == 2 and is_approach[l]:
+            seen = 0.0
+            for j in range(zone_indptr[l], zone_indptr[l + 1]):
+                d = zone_det[j]
+                c = count[d] if count[d] == count[d] else 0.0
+                standing = _density(occ[d], veh_len, jam) * (zone_end[d] - zone_start[d])
+                seen += max(c - standing, 0.0)
+            cross[l] = seen
+    return cross
 
 
 def _internal_var(model: EstimatorModel, out: np.ndarray, params: EstimatorParams) -> float:

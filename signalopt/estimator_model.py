@@ -41,6 +41,7 @@ class EstimatorModel(NamedTuple):
     rel_row: np.ndarray
     exit_link: np.ndarray  # (n_links,) the link whose movements leave this cell's exit
     obs: np.ndarray  # (n_links,) OBS_* class
+    is_approach: np.ndarray  # (n_links,) bool: has movements through a signalised junction
     in_indptr: np.ndarray  # CSR link -> entry loops on it
     in_det: np.ndarray
     in_link: np.ndarray  # link of each in_det entry
@@ -145,7 +146,9 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
         exit_pos=exit_pos, out_kind=out_kind, in_kind=in_kind, rel_indptr=ii(rel)[0],
         rel_row=ii(rel)[1], exit_link=exit_link,
-        obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w), in_indptr=ii(entry)[0], in_det=ii(entry)[1],
+        obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w),
+        is_approach=np.bincount(np.asarray(net.mov_from, dtype=np.int64), minlength=n) > 0,
+        in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
         out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
