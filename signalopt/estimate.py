@@ -2,7 +2,10 @@
 
 Each link carries a *cell*: the road between its entry loops and its exit cross-section (its
 stop-line loops, else the entry loops of the next links, else the link end with free-flow
-exit). Per interval a two-state Kalman filter per cell predicts by conservation,
+exit; a road split at a plain node with no loop at the joint is one cell up to the next stop
+line). A link without entry loops takes as inflow what the stop lines upstream released into
+it (lane counts x turning shares); one whose inflow nobody counts is held in steady state.
+Per interval a two-state Kalman filter per cell predicts by conservation,
 
     N' = N + in - out - beta * x,        beta' = beta (random walk),
 
@@ -15,11 +18,14 @@ wholly on one side, a zone sees part of it). Imputed counts (QA) add their varia
 prediction, so uncertainty grows when detectors fail. Link vehicles = cell + head (before
 the entry loops; from the zone's queue profile where a camera sees it, counted by fronts) +
 tail (after the stop line) - the part of the cell lying on the next link (never more than
-the cell holds). Vehicles inside junctions = stop-line flow x a dwell that grows with the
-occupancy at the junction's exits. The network total sums the links before clipping each at
+the cell holds). Vehicles inside junctions = stop-line flow (where only a camera sees the
+approach: the vehicles its zones saw pass) x a dwell that grows with the occupancy at the
+junction's exits. The model-bias part of the reported std depends on how each link is
+observed (camera, loops only, neither). The network total sums the links before clipping each at
 0, so noise around empty links does not bias it upwards.
 Every scan (120 s) turning flows are fitted (``signalopt.turning``): each lane's split over its
-movements that best explains, interval by interval, the entry counts of the outgoing links.
+movements that best explains, interval by interval, the entry counts of the outgoing links
+(without entry loops: what leaves each outgoing road at its next stop line).
 
 All kernels are ``@njit(cache=True)`` on flat arrays; NaN marks missing data. The static
 arrays they read come from ``signalopt.estimator_model``.
@@ -270,8 +276,8 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, in
 
 
 @njit(cache=True)
-def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, out_kind, entry_pos,
-                   exit_pos, link_len, link_lanes, link_storage, zone_indptr, zone_det,
+def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, out_kind,
+                   entry_pos, exit_pos, link_len, link_storage, zone_indptr, zone_det,
                    zone_start, zone_end, succ_indptr, succ, succ_w, T, junction_s,
                    junction_block_s, node_s, loop_rel):
     """Vehicles per link (cell + head + tail - part on the next link) and inside junctions
@@ -456,7 +462,7 @@ def update_interval(
     cross = _junction_crossings(m, p, out, qa.count, qa.occupancy)
     veh, var, internal = _link_vehicles(
         cell, p00, out, cross, k_in, k_out, k_zone, head_q, down_occ, m.out_kind, m.entry_pos,
-        m.exit_pos, m.link_len, m.link_lanes, m.link_storage, m.zone_indptr, m.zone_det,
+        m.exit_pos, m.link_len, m.link_storage, m.zone_indptr, m.zone_det,
         m.zone_start, m.zone_end, m.succ_indptr, m.succ, m.succ_w, p.interval_s,
         p.junction_s, p.junction_block_s, p.node_s, p.loop_rel_std)
     links_total = float(veh.sum())  # unclipped: an unbiased sum of unbiased link estimates
