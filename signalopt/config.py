@@ -81,6 +81,12 @@ class EstimatorParams(_Params):
     zone_abs_std: float = Field(default=0.7, ge=0, description="absolute std per zone lane")
     loop_rel_std: float = Field(
         default=0.6, ge=0, description="relative std of the loop-density vehicle measurement")
+    loop_cell_rel_std: float = Field(
+        default=1.2, ge=0,
+        description="relative std of the loop-occupancy measurement of a cell closed by"
+                    " loops and ending at a stop line (no camera, OBS_LOOPS): its counts are"
+                    " exact and the loops see no queue between them, so conservation leads"
+                    " (chosen on pilot128 seed 45 without cameras)")
     loop_abs_std: float = Field(default=2.0, ge=0, description="its absolute std per link")
     loop_out_weight: float = Field(
         default=0.5, ge=0, le=1,

@@ -53,6 +53,7 @@ from signalopt.estimator_model import (  # noqa: F401  (re-exported)
     IN_UNKNOWN,
     OUT_FREE,
     OUT_MERGED,
+    OBS_LOOPS,
     OUT_NEXT_ENTRY,
     OUT_STOPLINE,
     EstimatorModel,
@@ -137,7 +138,8 @@ def _head_density(k_in, k_out, k_zone, seen, loops):
 def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, out_w,
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
-                 out_weight, succ_indptr, succ, succ_w, boundary, link_speed, T, k_released):
+                 out_weight, succ_indptr, succ, succ_w, boundary, link_speed, T, k_released,
+                 loop_cell_rel):
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
 
     Where a link has zones, its cell is measured piece by piece: zones where they look, the
@@ -205,7 +207,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
         elif in_indptr[l + 1] > in_indptr[l] and cell_len > 0:
             z[l] = k_loop * cell_len + boundary * (o_out - o_in)
-            zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
+            zr[l] = (loop_cell_rel[l] * z[l]) ** 2 + loop_abs * loop_abs
         elif has_loops and cell_len > 0:  # stop-line loops only: the outflow at free speed
             z[l] = w[l] / T * cell_len / link_speed[l]
             zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
@@ -519,7 +521,7 @@ def measure(
         m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
         m.succ_indptr, m.succ, m.succ_w, p.loop_boundary, m.link_speed, p.interval_s,
-        k_released))
+        k_released, np.where(m.obs == OBS_LOOPS, p.loop_cell_rel_std, p.loop_rel_std)))
     u, uv, w, wv = out[:4]
     out[0] = np.where(released, rel_u, np.where(unknown, w, u))
     out[1] = np.where(released, rel_v, np.where(unknown, wv + np.maximum(w, 1.0), uv))

@@ -216,11 +216,11 @@ def test_zone_cell_measured_piece_by_piece() -> None:
     occ = np.array([10.0, 50.0, 0.0, 20.0])
     count = np.full(4, 3.0)
     speed = np.array([10.0, 10.0])
-    z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan))[7]
+    z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6))[7]
     assert z[0] == pytest.approx(5.2)
     # with half of each vehicle straddling a boundary loop counted: A's cell is bounded by its
     # entry loop (10 % occupied) and B's entry loop (0 %): 5.2 + 0.5 x (0 - 0.1) = 5.15
-    boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan))[7]
+    boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6))[7]
     assert boundary[0] == pytest.approx(5.15)
 
 
@@ -249,7 +249,7 @@ def test_jammed_bay_head_counts_fronts() -> None:
         f64(0.0, 0.0), np.zeros(2), occ, i64(0, 0), i64(0, 1), i64(0), i64(0, 0), i64(),
         f64(), i64(0, 1), i64(1), f64(10.0, 0.0), f64(10.0, 24.0), f64(10.0), f64(24.0),
         f64(24.0), f64(1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 0), i64(), f64(),
-        0.5, f64(10.0), 30.0, f64(np.nan))
+        0.5, f64(10.0), 30.0, f64(np.nan), f64(0.6))
     assert out[9][0] == pytest.approx(10.0 / 7.5 + 0.8)
 
 
