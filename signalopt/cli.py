@@ -61,19 +61,24 @@ def simulate(
     scale: Annotated[float, typer.Option(help="demand multiplier (generated scenarios)")] = 1.0,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/simulate"),
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
+    detectors: Annotated[str, typer.Option(
+        help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")] = "all",
 ) -> None:
     """Simulate one scenario under one controller; write metrics.json and trips.parquet."""
     from scenarios.registry import resolve_scenario  # noqa: PLC0415
     from sim.controllers import make_controller  # noqa: PLC0415
+    from sim.detectors import named_layout  # noqa: PLC0415
     from sim.runner import run_simulation  # noqa: PLC0415
 
     try:
+        layout = named_layout(detectors)
         ctrl = make_controller(controller)
         spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
         with _progress() as bar:
             task = bar.add_task(f"{spec.name} / {controller}", total=1.0)
             result = run_simulation(spec, ctrl, backend="traci" if traci else "libsumo",
-                                    progress=lambda f: bar.update(task, completed=f))
+                                    progress=lambda f: bar.update(task, completed=f),
+                                    layout=layout)
             bar.update(task, completed=1.0)
     except (SignaloptError, ValueError) as exc:
         raise _fail(exc) from exc
@@ -83,16 +88,19 @@ def simulate(
 
 
 def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, demand: str | None,
-                 duration: float | None, out: Path, workers: int, traci: bool) -> None:
+                 duration: float | None, out: Path, workers: int, traci: bool,
+                 detectors: str = "all") -> None:
     from sim.compare import markdown_table, plan_tasks, run_compare  # noqa: PLC0415
     from sim.controllers import CONTROLLERS  # noqa: PLC0415
+    from sim.detectors import named_layout  # noqa: PLC0415
 
     unknown = [c for c in controllers if c.partition("[")[0] not in CONTROLLERS]
     if unknown:
         raise _fail(ValueError(f"unknown controller(s) {unknown}; choose from {sorted(CONTROLLERS)}"))
     try:
         tasks = plan_tasks(scenario, controllers, seeds, demand=demand, duration=duration,
-                           backend="traci" if traci else "libsumo", out_dir=out / "runs")
+                           backend="traci" if traci else "libsumo", out_dir=out / "runs",
+                           layout=named_layout(detectors))
     except (SignaloptError, ValueError) as exc:
         raise _fail(exc) from exc
     with _progress() as bar:
@@ -128,10 +136,12 @@ def compare(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/compare"),
     workers: Annotated[int, typer.Option(help="parallel SUMO processes")] = 2,
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
+    detectors: Annotated[str, typer.Option(
+        help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")] = "all",
 ) -> None:
     """Run controllers x seeds in a process pool; print and write the comparison table and plot."""
     _run_compare(scenario, _split(controllers), _split(seeds, int), demand=demand, duration=duration,
-                 out=out, workers=workers, traci=traci)
+                 out=out, workers=workers, traci=traci, detectors=detectors)
 
 
 @app.command()

@@ -63,3 +63,13 @@ def test_broken_network_file(tmp_path: Path) -> None:
     res = runner.invoke(app, ["simulate", str(cfg)])
     assert res.exit_code == 2
     assert "cannot read SUMO network" in res.output
+
+
+def test_unknown_detector_layout() -> None:
+    res = runner.invoke(app, ["simulate", "pilot128", "--detectors", "radar"])
+    assert res.exit_code == 2
+    assert "unknown detector layout 'radar'" in res.output
+    assert "stopline+camera" in res.output  # lists what exists
+    res = runner.invoke(app, ["compare", "pilot128", "--controllers", "fixed", "--detectors", "radar"])
+    assert res.exit_code == 2
+    assert "unknown detector layout 'radar'" in res.output
