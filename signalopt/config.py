@@ -87,6 +87,11 @@ class EstimatorParams(_Params):
                     " loops and ending at a stop line (no camera, OBS_LOOPS): its counts are"
                     " exact and the loops see no queue between them, so conservation leads"
                     " (chosen on pilot128 seed 45 without cameras)")
+    stopline_rel_std: float = Field(
+        default=0.4, ge=0,
+        description="relative std of a cell's vehicles from stop-line loops alone (outflow x"
+                    " free travel time plus the base program's Webster delay; chosen on"
+                    " pilot128 seed 45 with stop-line loops only)")
     loop_abs_std: float = Field(default=2.0, ge=0, description="its absolute std per link")
     loop_out_weight: float = Field(
         default=0.5, ge=0, le=1,
@@ -104,6 +109,10 @@ class EstimatorParams(_Params):
         default=0.10, ge=0,
         description="model_rel_std of links seen only by entry loops (no camera): queues"
                     " between loops are unseen (chosen on pilot128 seed 45 without cameras)")
+    stopline_only_rel_std: float = Field(
+        default=0.2, ge=0,
+        description="model_rel_std of links seen by stop-line loops alone (vehicles by"
+                    " Little's law; chosen on pilot128 seed 45 with stop-line loops only)")
     weak_rel_std: float = Field(
         default=0.8, ge=0,
         description="model_rel_std of links neither a camera nor entry loops measure, or whose"

@@ -139,7 +139,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
                  out_weight, succ_indptr, succ, succ_w, boundary, link_speed, T, k_released,
-                 loop_cell_rel):
+                 loop_cell_rel, delay):
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
 
     Where a link has zones, its cell is measured piece by piece: zones where they look, the
@@ -208,9 +208,11 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
         elif in_indptr[l + 1] > in_indptr[l] and cell_len > 0:
             z[l] = k_loop * cell_len + boundary * (o_out - o_in)
             zr[l] = (loop_cell_rel[l] * z[l]) ** 2 + loop_abs * loop_abs
-        elif has_loops and cell_len > 0:  # stop-line loops only: the outflow at free speed
-            z[l] = w[l] / T * cell_len / link_speed[l]
-            zr[l] = (loop_rel * z[l]) ** 2 + loop_abs * loop_abs
+        elif has_loops and cell_len > 0:
+            # stop-line loops only (Little's law): the outflow x the time a vehicle spends in
+            # the cell, its free travel time plus its wait at the stop line
+            z[l] = w[l] / T * (cell_len / link_speed[l] + delay[l])
+            zr[l] = (loop_cell_rel[l] * z[l]) ** 2 + loop_abs * loop_abs
     for l in range(n):  # noqa: E741  the cell's stretch on the next links
         ext = exit_pos[l] - link_len[l]
         if z[l] != z[l] or zone_indptr[l + 1] == zone_indptr[l] or ext <= 0.0:
@@ -308,7 +310,8 @@ def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, o
     for l in range(n):  # noqa: E741
         for j in range(succ_indptr[l], succ_indptr[l + 1]):
             beyond[l] += succ_w[j] * head[succ[j]]
-        f = min(1.0, (cell[l] + head[l] + tail[l]) / beyond[l]) if beyond[l] > 0.0 else 1.0
+        # (never a negative share: a cell that dipped below zero hands over nothing)
+        f = min(1.0, max(cell[l] + head[l] + tail[l], 0.0) / beyond[l]) if beyond[l] > 1e-9 else 1.0
         for j in range(succ_indptr[l], succ_indptr[l + 1]):
             given[succ[j]] += succ_w[j] * head[succ[j]] * (f - 1.0)
         beyond[l] *= f
@@ -484,6 +487,17 @@ def update_interval(
         t_end=float(t_end))
 
 
+def _loop_cell_rel(model: EstimatorModel, params: EstimatorParams) -> np.ndarray:
+    """Per link, the relative std of its cell's measurement where no camera sees it: loop
+    occupancy (``loop_cell_rel_std`` where counts close the cell and a stop line ends it,
+    else ``loop_rel_std``), or with stop-line loops alone Little's law
+    (``stopline_rel_std``)."""
+    m, p = model, params
+    no_entry = np.diff(m.in_indptr) == 0
+    return np.where(m.obs == OBS_LOOPS, p.loop_cell_rel_std,
+                    np.where(no_entry, p.stopline_rel_std, p.loop_rel_std))
+
+
 def _fit_inflow(model: EstimatorModel, u: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Each link's inflow as the turning fit sees it: its entry counts, or, for a link fed by
     the stop lines upstream, what leaves its cell at the next stop line (the same vehicles
@@ -521,7 +535,7 @@ def measure(
         m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
         m.succ_indptr, m.succ, m.succ_w, p.loop_boundary, m.link_speed, p.interval_s,
-        k_released, np.where(m.obs == OBS_LOOPS, p.loop_cell_rel_std, p.loop_rel_std)))
+        k_released, _loop_cell_rel(m, p), m.signal_delay[m.exit_link]))
     u, uv, w, wv = out[:4]
     out[0] = np.where(released, rel_u, np.where(unknown, w, u))
     out[1] = np.where(released, rel_v, np.where(unknown, wv + np.maximum(w, 1.0), uv))
@@ -583,7 +597,7 @@ def _calibrated_var(
     fail = params.failed_rel_std * share * scale
     p = params
     rel = np.array([p.model_rel_std, p.uncounted_rel_std, p.loops_only_rel_std,
-                    p.weak_rel_std])[model.obs]
+                    p.weak_rel_std, p.stopline_only_rel_std])[model.obs]
     bias = rel * scale  # by observability class: links no camera sees are biased far more
     link_var = state.link_var + fail**2 + bias**2
     # the shared bias (clipped levels: conservative) adds up across links, junctions included

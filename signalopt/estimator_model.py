@@ -22,7 +22,7 @@ from signalopt.network import CompiledNetwork
 OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE, OUT_MERGED = 0, 1, 2, 3
 IN_LOOPS, IN_RELEASED, IN_UNKNOWN = 0, 1, 2
 # how well a link's estimate is observed (its model-bias class, see ``_observability``)
-OBS_CAMERA, OBS_CAMERA_UNCOUNTED, OBS_LOOPS, OBS_WEAK = 0, 1, 2, 3
+OBS_CAMERA, OBS_CAMERA_UNCOUNTED, OBS_LOOPS, OBS_WEAK, OBS_STOPLINE = 0, 1, 2, 3, 4
 
 
 class EstimatorModel(NamedTuple):
@@ -42,6 +42,7 @@ class EstimatorModel(NamedTuple):
     exit_link: np.ndarray  # (n_links,) the link whose movements leave this cell's exit
     obs: np.ndarray  # (n_links,) OBS_* class
     is_approach: np.ndarray  # (n_links,) bool: has movements through a signalised junction
+    signal_delay: np.ndarray  # (n_links,) mean wait at the stop line under the base program, s
     in_indptr: np.ndarray  # CSR link -> entry loops on it
     in_det: np.ndarray
     in_link: np.ndarray  # link of each in_det entry
@@ -148,6 +149,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         rel_row=ii(rel)[1], exit_link=exit_link,
         obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w),
         is_approach=np.bincount(np.asarray(net.mov_from, dtype=np.int64), minlength=n) > 0,
+        signal_delay=_signal_delay(net),
         in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
@@ -225,8 +227,10 @@ def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.nd
     - ``OBS_CAMERA_UNCOUNTED``: a camera sees it, but some flow through it is not counted;
     - ``OBS_LOOPS``: no camera, closed by counts, entry loops give a density, and any queue
       ends at a stop-line loop;
-    - ``OBS_WEAK``: the rest (queues between stop lines unseen, or a junction's outflow
-      shared among its approaches).
+    - ``OBS_STOPLINE``: no camera or entry loops; fed by the stop lines upstream and
+      ending at its own (vehicles by Little's law from the stop-line count);
+    - ``OBS_WEAK``: the rest (nothing measures it, or a junction's outflow is shared among
+      its approaches).
     """
     n = len(entry)
     obs = np.full(n, OBS_WEAK, dtype=np.int64)
@@ -241,8 +245,33 @@ def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.nd
             obs[k] = OBS_CAMERA if closed else OBS_CAMERA_UNCOUNTED
         elif entry[k] and closed and bounded:
             obs[k] = OBS_LOOPS
+        elif not entry[k] and in_kind[k] == IN_RELEASED and out_kind[k] == OUT_STOPLINE:
+            obs[k] = OBS_STOPLINE
     for k in range(n):  # a merged link lives in the cell of the link before it
         for s in succ_g[k]:
             if out_kind[s] == OUT_MERGED:
                 obs[s] = obs[k]
     return obs
+
+
+def _signal_delay(net: CompiledNetwork, degree: float = 0.5) -> np.ndarray:
+    """Per link: the mean wait of its vehicles at the stop line under the network's base
+    program (static data), Webster's uniform delay 0.5 C (1 - g/C)^2 / (1 - x g/C) at a
+    moderate degree of saturation ``x``, averaged over the link's movements (0 if none)."""
+    n = net.n_links
+    green = np.zeros(net.n_movements)
+    cycle = np.zeros(net.n_movements)
+    for i in range(len(net.int_phase_indptr) - 1):
+        lo, hi = int(net.int_phase_indptr[i]), int(net.int_phase_indptr[i + 1])
+        c = float(np.sum(net.phase_duration[lo:hi]))
+        for p in range(lo, hi):
+            movs = net.phase_mov[net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]
+            cycle[movs] = c
+            if net.phase_is_green[p]:
+                green[movs] += float(net.phase_duration[p])
+    share = np.divide(green, cycle, out=np.ones_like(green), where=cycle > 0)
+    share = np.clip(share, 0.0, 1.0)
+    d = 0.5 * cycle * (1.0 - share) ** 2 / (1.0 - degree * share)
+    tot = np.bincount(net.mov_from, weights=d, minlength=n)
+    cnt = np.bincount(net.mov_from, minlength=n)
+    return np.divide(tot, cnt, out=np.zeros(n), where=cnt > 0)

@@ -216,11 +216,11 @@ def test_zone_cell_measured_piece_by_piece() -> None:
     occ = np.array([10.0, 50.0, 0.0, 20.0])
     count = np.full(4, 3.0)
     speed = np.array([10.0, 10.0])
-    z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6))[7]
+    z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2))[7]
     assert z[0] == pytest.approx(5.2)
     # with half of each vehicle straddling a boundary loop counted: A's cell is bounded by its
     # entry loop (10 % occupied) and B's entry loop (0 %): 5.2 + 0.5 x (0 - 0.1) = 5.15
-    boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6))[7]
+    boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2))[7]
     assert boundary[0] == pytest.approx(5.15)
 
 
@@ -249,7 +249,7 @@ def test_jammed_bay_head_counts_fronts() -> None:
         f64(0.0, 0.0), np.zeros(2), occ, i64(0, 0), i64(0, 1), i64(0), i64(0, 0), i64(),
         f64(), i64(0, 1), i64(1), f64(10.0, 0.0), f64(10.0, 24.0), f64(10.0), f64(24.0),
         f64(24.0), f64(1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 0), i64(), f64(),
-        0.5, f64(10.0), 30.0, f64(np.nan), f64(0.6))
+        0.5, f64(10.0), 30.0, f64(np.nan), f64(0.6), f64(0.0))
     assert out[9][0] == pytest.approx(10.0 / 7.5 + 0.8)
 
 
@@ -437,3 +437,27 @@ def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None
     assert [float(e.turning_ratio[to_a]) for e in ests] == pytest.approx([0.7] * 3, abs=0.005)
     row = int(np.flatnonzero(np.asarray(net.lane_mov_mov) == to_a)[0])
     assert state.row_share[row] == pytest.approx(0.675, abs=0.005)
+
+
+def test_stop_line_loops_alone_measure_a_cell_by_littles_law() -> None:
+    """The T-junction with stop-line loops only. Base program: WJ's two movements are green
+    30 s of the 56 s cycle, SJ's 20 s. Webster's uniform delay at half saturation,
+    0.5 C (1 - g/C)^2 / (1 - g/C / 2): WJ 28 x 0.4643^2 / 0.7321 = 8.244 s, SJ 14.09 s. WJ
+    lets 4 + 4 out per 30 s; its cell (98 m to the stop line at 10 m/s) then holds
+    8 / 30 x (9.8 + 8.244) = 4.81 vehicles when the measurement is trusted, plus the 2 m
+    after the stop-line loops at their density (10 % -> 0.02 veh/m per lane): 0.08."""
+    from tests.conftest import build_t_junction
+
+    spec = build_t_junction()
+    net = _without(spec, *[d.id for d in spec.detectors if d.kind != "stopline"])
+    model = estimator_model(net)
+    wj, sj = net.link_index["WJ"], net.link_index["SJ"]
+    assert model.signal_delay[wj] == pytest.approx(8.244, abs=1e-3)
+    assert model.signal_delay[sj] == pytest.approx(14.087, abs=1e-3)
+    count = np.zeros((12, net.n_detectors))
+    for det in ("WJ_0_stop", "WJ_1_stop", "SJ_0_stop"):
+        count[:, net.det_index[det]] = 4.0 + (np.arange(12) % 2) * 1e-6
+    params = EstimatorParams(process_var=0.01, stopline_rel_std=0.001, loop_abs_std=0.01,
+                             count_var=0.0, sink_prior_var=0.0, sink_var=0.0, scan_s=120.0)
+    ests, _ = run_estimator(_frame(count, np.full_like(count, 10.0)), net, params)
+    assert ests[-1].link_vehicles[wj] == pytest.approx(8.0 / 30.0 * (9.8 + 8.244) + 0.08, abs=0.02)
