@@ -214,22 +214,27 @@ def replay(
     demand: Annotated[str | None, typer.Option(help="offpeak | peak | peak_ramp (live)")] = None,
     duration: Annotated[float | None, typer.Option(help="simulated seconds (live)")] = None,
     scale: Annotated[float, typer.Option(help="demand multiplier (live)")] = 1.0,
+    detectors: Annotated[str, typer.Option(
+        help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")] = "all",
 ) -> None:
     """Run the engine scan by scan over a scenario or recorded counts; keep every estimate and plan."""
+    from sim.detectors import named_layout  # noqa: PLC0415
     from sim.replay import replay_file, replay_scenario  # noqa: PLC0415
 
     offline = Path(source).suffix.lower() in (".csv", ".parquet", ".pq", ".json")
     try:
+        layout = named_layout(detectors)
         with _progress() as bar:
             task = bar.add_task(f"replay {source}", total=1.0)
             if offline:
                 if network is None:
                     raise typer.BadParameter("offline replay of a counts file needs --network NET")
-                rep = replay_file(Path(source), network,
+                rep = replay_file(Path(source), network, layout=layout,
                                   on_scan=lambda k, n: bar.update(task, completed=k / n))
             else:
                 rep = replay_scenario(source, seed=seed, demand=demand, duration=duration,
-                                      scale=scale, progress=lambda f: bar.update(task, completed=f))
+                                      scale=scale, layout=layout,
+                                      progress=lambda f: bar.update(task, completed=f))
             bar.update(task, completed=1.0)
     except (SignaloptError, ValueError, OSError, RuntimeError) as exc:
         raise _fail(exc) from exc

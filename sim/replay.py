@@ -167,21 +167,24 @@ def replay_file(
     *,
     config: ScanConfig | None = None,
     on_scan: Callable[[int, int], None] | None = None,
+    layout: DetectorLayout | None = None,
 ) -> ReplayResult:
-    """Offline replay of a recorded counts file (.csv/.parquet/.json) over a SUMO network."""
-    net, frame = load_recorded(net_file, counts_file)
+    """Offline replay of a recorded counts file (.csv/.parquet/.json) over a SUMO network
+    (``layout``: the detector kinds the site has; every row must belong to one of them)."""
+    net, frame = load_recorded(net_file, counts_file, layout)
     begin = float(frame["interval_start"].min())
     return replay_counts(net, frame, config=config, begin=begin, on_scan=on_scan)
 
 
-def load_recorded(net_file: Path, counts_file: Path) -> tuple[CompiledNetwork, pd.DataFrame]:
+def load_recorded(net_file: Path, counts_file: Path,
+                  layout: DetectorLayout | None = None) -> tuple[CompiledNetwork, pd.DataFrame]:
     """A network with its virtual detectors and a recorded counts file that must fit it whole
     (a rejected row is an error here: offline work on partial data would mislead)."""
     for path, what in ((net_file, "network"), (counts_file, "counts")):
         if not path.is_file():
             msg = f"{what} file not found: {path}"
             raise FileNotFoundError(msg)
-    net = load_network(net_file)
+    net = load_network(net_file, layout)
     table = read_counts(counts_file, net)
     if len(table.rejected):
         first = table.rejected.iloc[0].to_dict()
@@ -200,8 +203,10 @@ def replay_scenario(
     params: dict[str, Any] | None = None,
     backend: str = "libsumo",
     progress: Callable[[float], None] | None = None,
+    layout: DetectorLayout | None = None,
 ) -> ReplayResult:
-    """Simulate ``scenario`` under the engine, then replay the counts it saw, scan by scan.
+    """Simulate ``scenario`` under the engine, then replay the counts it saw, scan by scan
+    (``layout``: the detector kinds the site has; None = every kind).
 
     Raises if the replayed scans differ from the controller's own log (they must not).
     """
@@ -211,7 +216,7 @@ def replay_scenario(
 
     spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
     ctrl = make_controller("signalopt", **(params or {}))
-    layout = DetectorLayout()
+    layout = layout or DetectorLayout()
     run = run_simulation(spec, ctrl, backend=backend, layout=layout, progress=progress)
     net = load_network(spec.net, layout)
     rep = replay_counts(net, run.counts, config=ctrl.config,  # type: ignore[attr-defined]

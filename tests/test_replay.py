@@ -99,3 +99,23 @@ def test_replay_cli_offline(live: tuple[Path, object], tmp_path: Path) -> None:
     assert (tmp_path / "o" / "plans.parquet").is_file()
     bad = CliRunner().invoke(app, ["replay", str(tmp_path / "c.parquet")])
     assert bad.exit_code != 0
+
+
+@pytest.mark.sumo
+def test_offline_replay_of_a_site_with_some_detector_kinds(live: tuple[Path, object],
+                                                          tmp_path: Path) -> None:
+    """A site with stop-line loops and cameras but no entry loops records only those rows:
+    replayed with that layout, every scan runs; the full recording does not fit it (its entry
+    loop rows are rejected, naming one)."""
+    from sim.detectors import named_layout  # noqa: PLC0415
+
+    d, rep = live
+    layout = named_layout("stopline+camera")
+    site = rep.counts[~rep.counts["detector_id"].str.endswith("_in")]
+    site.to_parquet(tmp_path / "site.parquet")
+    off = replay_file(tmp_path / "site.parquet", d / "net.net.xml", layout=layout)
+    assert list(off.scans["t"]) == [120.0, 240.0, 360.0]
+    assert off.scans["network_vehicles"].notna().all()
+    rep.counts.to_parquet(tmp_path / "all.parquet")
+    with pytest.raises(CountsError, match="_in"):
+        replay_file(tmp_path / "all.parquet", d / "net.net.xml", layout=layout)
