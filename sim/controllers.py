@@ -8,7 +8,6 @@ truth is never passed to a controller.
 from __future__ import annotations
 
 import warnings
-
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
