@@ -293,11 +293,11 @@ def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, o
         zs, ze = np.inf, -np.inf
         for j in range(zone_indptr[l], zone_indptr[l + 1]):
             zs, ze = min(zs, zone_start[zone_det[j]]), max(ze, zone_end[zone_det[j]])
-        if out_kind[l] == 3 and not zs <= 0.5 * entry_pos[l]:
-            head[l] = entry_pos[l] * k_out[l]  # merged, unseen: the road before its stop line
-        elif zs <= 0.5 * entry_pos[l]:
+        if zs <= 0.5 * entry_pos[l]:
             # where a camera sees the head too, the queue it shows reaches into it
             head[l] = head_q[l]
+        elif out_kind[l] == 3:
+            head[l] = entry_pos[l] * k_out[l]  # merged, unseen: the road before its stop line
         else:
             head[l] = entry_pos[l] * k_in[l]
         if out_kind[l] == 0 or out_kind[l] == 3:
@@ -526,7 +526,7 @@ def measure(
         row_share = prior_shares(m.row_lane, m.mov_from, n_lanes=m.lane_link.shape[0],
                                  n_links=m.link_len.shape[0])[0]
     rel_u, rel_v = _released_inflow(count, cvar, row_share, m.lane_stop, m.row_lane,
-                                    m.rel_indptr, m.rel_row, p.count_var, p.released_rel_std)
+                                    m.into_indptr, m.into_row, p.count_var, p.released_rel_std)
     released, unknown = m.in_kind == IN_RELEASED, m.in_kind == IN_UNKNOWN
     k_released = np.where(released, rel_u / (p.interval_s * m.link_speed), np.nan)
     out = list(_link_inputs(
@@ -535,7 +535,7 @@ def measure(
         m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
         m.succ_indptr, m.succ, m.succ_w, p.loop_boundary, m.link_speed, p.interval_s,
-        k_released, _loop_cell_rel(m, p), m.signal_delay[m.exit_link]))
+        k_released, _loop_cell_rel(m, p), m.signal_delay))
     u, uv, w, wv = out[:4]
     out[0] = np.where(released, rel_u, np.where(unknown, w, u))
     out[1] = np.where(released, rel_v, np.where(unknown, wv + np.maximum(w, 1.0), uv))
@@ -543,19 +543,20 @@ def measure(
 
 
 @njit(cache=True)
-def _released_inflow(count, cvar, row_share, lane_stop, row_lane, rel_indptr, rel_row,
+def _released_inflow(count, cvar, row_share, lane_stop, row_lane, into_indptr, into_row,
                      count_var, rel_std):
     """Per link: what the stop lines upstream released into it (lane count x the lane's share
-    to the link's movement) and its variance (counts, plus ``rel_std`` of it for the shares)."""
-    n = rel_indptr.shape[0] - 1
+    to the link's movement) and its variance (counts, plus ``rel_std`` of it for the shares);
+    NaN where a lane feeding it has no stop-line count."""
+    n = into_indptr.shape[0] - 1
     u, v = np.zeros(n), np.zeros(n)
     for l in range(n):  # noqa: E741
-        for j in range(rel_indptr[l], rel_indptr[l + 1]):
-            r = rel_row[j]
+        for j in range(into_indptr[l], into_indptr[l + 1]):
+            r = into_row[j]
             d = lane_stop[row_lane[r]]
             sh = row_share[r]
-            u[l] += sh * count[d]
-            v[l] += sh * sh * (cvar[d] + count_var)
+            u[l] += sh * (count[d] if d >= 0 else np.nan)
+            v[l] += sh * sh * ((cvar[d] if d >= 0 else np.nan) + count_var)
         v[l] += (rel_std * u[l]) ** 2
     return u, v
 
@@ -674,23 +675,18 @@ def _expected_entry(model: EstimatorModel, count: np.ndarray, hist: np.ndarray,
     upstream leaves the link without a prediction.
     """
     m = model
-    return _expected_entry_kernel(count, hist, row_share, m.lane_stop, m.row_lane, m.row_mov,
-                                  m.mov_to, m.in_indptr, m.in_det, m.link_len.shape[0])
+    zero = np.zeros(count.shape[0])
+    flow, _ = _released_inflow(count, zero, row_share, m.lane_stop, m.row_lane, m.into_indptr,
+                               m.into_row, 0.0, 0.0)
+    return _expected_entry_kernel(flow, np.diff(m.into_indptr) > 0, hist, m.in_indptr,
+                                  m.in_det, count.shape[0])
 
 
 @njit(cache=True)
-def _expected_entry_kernel(count, hist, row_share, lane_stop, row_lane, row_mov, mov_to,
-                           in_indptr, in_det, n_links):
-    """``_expected_entry`` on flat arrays."""
-    flow = np.zeros(n_links)
-    fed = np.zeros(n_links, dtype=np.bool_)
-    for r in range(row_lane.shape[0]):
-        o = mov_to[row_mov[r]]
-        fed[o] = True
-        d = lane_stop[row_lane[r]]
-        flow[o] += row_share[r] * (count[d] if d >= 0 else np.nan)
-    out = np.full(count.shape[0], np.nan)
-    for link in range(n_links):
+def _expected_entry_kernel(flow, fed, hist, in_indptr, in_det, n_det):
+    """``_expected_entry``: each fed link's released ``flow`` split over its entry loops."""
+    out = np.full(n_det, np.nan)
+    for link in range(flow.shape[0]):
         lo, hi = in_indptr[link], in_indptr[link + 1]
         if not fed[link] or hi == lo:
             continue

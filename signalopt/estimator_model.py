@@ -37,12 +37,12 @@ class EstimatorModel(NamedTuple):
     exit_pos: np.ndarray  # stop-line position, or length + next entry_pos, or length
     out_kind: np.ndarray  # OUT_* per link (OUT_MERGED: its road is in the previous link's cell)
     in_kind: np.ndarray  # IN_* per link
-    rel_indptr: np.ndarray  # CSR link -> lane_mov rows releasing into it (IN_RELEASED links)
-    rel_row: np.ndarray
+    into_indptr: np.ndarray  # CSR link -> lane_mov rows whose stop lines release into it
+    into_row: np.ndarray
     exit_link: np.ndarray  # (n_links,) the link whose movements leave this cell's exit
     obs: np.ndarray  # (n_links,) OBS_* class
     is_approach: np.ndarray  # (n_links,) bool: has movements through a signalised junction
-    signal_delay: np.ndarray  # (n_links,) mean wait at the stop line under the base program, s
+    signal_delay: np.ndarray  # (n_links,) mean wait at the cell's exit stop line (base program), s
     in_indptr: np.ndarray  # CSR link -> entry loops on it
     in_det: np.ndarray
     in_link: np.ndarray  # link of each in_det entry
@@ -137,19 +137,20 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     lane_stop = np.array([by_lane.get((a, b, KIND_STOPLINE), -1) for a, b in lanes], dtype=np.int64)
     row_lane = np.array([lane_index[(int(a), int(b))] for a, b in
                          zip(net.lane_mov_link, net.lane_mov_lane, strict=True)], dtype=np.int64)
-    in_kind, rel = _inflow_kinds(net, entry, lane_stop, row_lane)
-    rel_det = [[int(lane_stop[row_lane[r]]) for r in rel[k]] for k in range(n)]
+    in_kind, into = _inflow_kinds(net, entry, lane_stop, row_lane)
+    rel_det = [[int(lane_stop[row_lane[r]]) for r in into[k]] if in_kind[k] == IN_RELEASED else []
+               for k in range(n)]
     meas = [(k, sorted({*entry[k], *out_g[k], *zone[k], *rel_det[k]})) for k in range(n)]
     return EstimatorModel(
         det=detector_model(net), link_len=np.asarray(net.link_length, dtype=np.float64),
         link_lanes=np.asarray(net.link_lanes, dtype=np.float64),
         link_storage=np.asarray(net.link_storage, dtype=np.float64),
         link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
-        exit_pos=exit_pos, out_kind=out_kind, in_kind=in_kind, rel_indptr=ii(rel)[0],
-        rel_row=ii(rel)[1], exit_link=exit_link,
+        exit_pos=exit_pos, out_kind=out_kind, in_kind=in_kind, into_indptr=ii(into)[0],
+        into_row=ii(into)[1], exit_link=exit_link,
         obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w),
         is_approach=np.bincount(np.asarray(net.mov_from, dtype=np.int64), minlength=n) > 0,
-        signal_delay=_signal_delay(net),
+        signal_delay=_signal_delay(net)[exit_link],
         in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
@@ -202,19 +203,18 @@ def _merge_split_roads(net: CompiledNetwork, preds: list[list[int]], succs: list
 
 def _inflow_kinds(net: CompiledNetwork, entry: list[list[int]], lane_stop: np.ndarray,
                   row_lane: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
-    """Per link: how its inflow is known (``IN_*``) and, for ``IN_RELEASED``, the lane_mov
-    rows whose stop-line counts release into it (every movement into it must have one)."""
+    """Per link: how its inflow is known (``IN_*``) and the lane_mov rows releasing into it
+    (``IN_RELEASED``: no entry loops, and every one of those rows has a stop-line loop)."""
     rows_into: list[list[int]] = [[] for _ in range(net.n_links)]
     for r, mv in enumerate(net.lane_mov_mov):
         rows_into[int(net.mov_to[mv])].append(r)
     in_kind = np.full(net.n_links, IN_UNKNOWN, dtype=np.int64)
-    rel: list[list[int]] = [[] for _ in range(net.n_links)]
     for k in range(net.n_links):
         if entry[k]:
             in_kind[k] = IN_LOOPS
         elif rows_into[k] and all(lane_stop[row_lane[r]] >= 0 for r in rows_into[k]):
-            in_kind[k], rel[k] = IN_RELEASED, rows_into[k]
-    return in_kind, rel
+            in_kind[k] = IN_RELEASED
+    return in_kind, rows_into
 
 
 def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.ndarray,

@@ -49,7 +49,7 @@ class LoopQueues:
             if m.in_kind[link] == IN_LOOPS:
                 rows += [(link, int(d), 1.0) for d in m.in_det[m.in_indptr[link]:m.in_indptr[link + 1]]]
             elif m.in_kind[link] == IN_RELEASED:
-                for r in m.rel_row[m.rel_indptr[link]:m.rel_indptr[link + 1]]:
+                for r in m.into_row[m.into_indptr[link]:m.into_indptr[link + 1]]:
                     rows.append((link, int(m.lane_stop[m.row_lane[r]]), float(row_share[r])))
             if m.out_kind[link] not in (OUT_FREE, OUT_MERGED):
                 lo, hi = m.out_indptr[link], m.out_indptr[link + 1]
