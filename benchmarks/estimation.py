@@ -112,7 +112,8 @@ def naive_totals(frame: DetectorFrame, model: EstimatorModel, params: EstimatorP
         u, _, w, _, *_ = measure(model, params, c, o)  # counts only: params do not matter
         cell, *_ = _kalman(cell, zero, zero, zero, zero, u, zero, w, zero, nan, nan, u,
                            model.out_kind, np.ones(n, dtype=bool), model.entry_pos,
-                           model.exit_pos, model.link_speed, np.full(n, 1e9), 1.0, params.interval_s, 0.0, 0.0)
+                           model.exit_pos, model.link_speed, np.full(n, 1e9), 1.0,
+                           params.interval_s, 0.0, 0.0)
         cell = np.maximum(cell, 0.0)  # a naive count never goes below zero
         out.append(cell.copy())
     return np.array(out)

@@ -18,6 +18,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Real-time traffic signal optimization, validated closed-loop in SUMO.")
 console = Console()
 err_console = Console(stderr=True)
+# the site's detector kinds (``sim.detectors.DETECTOR_LAYOUTS``), for simulate/compare/replay
+DetectorsOption = Annotated[str, typer.Option(
+    help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")]
 
 DEMO_CONTROLLERS = "signalopt,fixed,actuated,maxpressure"
 
@@ -61,8 +64,7 @@ def simulate(
     scale: Annotated[float, typer.Option(help="demand multiplier (generated scenarios)")] = 1.0,
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/simulate"),
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
-    detectors: Annotated[str, typer.Option(
-        help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")] = "all",
+    detectors: DetectorsOption = "all",
 ) -> None:
     """Simulate one scenario under one controller; write metrics.json and trips.parquet."""
     from scenarios.registry import resolve_scenario  # noqa: PLC0415
@@ -136,8 +138,7 @@ def compare(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/compare"),
     workers: Annotated[int, typer.Option(help="parallel SUMO processes")] = 2,
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
-    detectors: Annotated[str, typer.Option(
-        help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")] = "all",
+    detectors: DetectorsOption = "all",
 ) -> None:
     """Run controllers x seeds in a process pool; print and write the comparison table and plot."""
     _run_compare(scenario, _split(controllers), _split(seeds, int), demand=demand, duration=duration,
@@ -214,8 +215,7 @@ def replay(
     demand: Annotated[str | None, typer.Option(help="offpeak | peak | peak_ramp (live)")] = None,
     duration: Annotated[float | None, typer.Option(help="simulated seconds (live)")] = None,
     scale: Annotated[float, typer.Option(help="demand multiplier (live)")] = 1.0,
-    detectors: Annotated[str, typer.Option(
-        help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")] = "all",
+    detectors: DetectorsOption = "all",
 ) -> None:
     """Run the engine scan by scan over a scenario or recorded counts; keep every estimate and plan."""
     from sim.detectors import named_layout  # noqa: PLC0415
