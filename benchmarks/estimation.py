@@ -1,6 +1,6 @@
-"""Estimator accuracy vs SUMO ground truth on pilot128 (issue #4).
+"""Estimator accuracy vs SUMO ground truth on pilot128 (issue #4) and any other scenario.
 
-Simulates (or loads cached) pilot128 runs under the fixed-time controller, runs the
+Simulates (or loads cached) runs under the fixed-time controller, runs the
 estimator on their detector counts and scores every scan (120 s) against the ground truth:
 network in-transit MAPE, link WMAPE, approach-lane queue MAE, turning-ratio MAE. Repeats with
 10 % and 30 % of detectors failed (stuck or silent, random, seeded) and shows the naive
@@ -8,12 +8,15 @@ baseline (uncorrected conservation of raw counts) in the same table.
 
 With ``--layouts`` it also scores networks that have only some detector kinds (the same
 runs, the other detectors' rows dropped and the engine's network built without them), e.g.
-a city with stop-line loops and cameras but no entry loops.
+a city with stop-line loops and cameras but no entry loops. With ``--scenarios`` it scores
+networks nobody here wrote (RESCO's Cologne and Ingolstadt, a ``.sumocfg``) with the same
+virtual detectors: their own demand and window, seeds 42-44.
 
     python benchmarks/estimation.py --out results/estimation          # full: 2 demands x 3 seeds
     python benchmarks/estimation.py --quick --out results/estimation   # 1 seed, 30 min
     python benchmarks/estimation.py --layouts all,loops,stopline+camera,stopline,camera,entry \
         --out results/estimation_layouts
+    python benchmarks/estimation.py --scenarios cologne8,ingolstadt21,grid4x4 --out results/est_resco
 """
 
 from __future__ import annotations
@@ -54,35 +57,48 @@ EXTRA = ("segment_wmape_%",)
 HARNESS_TAG = "h2"
 
 
-def cache_path(demand: str, seed: int, duration: float, controller: str = "fixed") -> Path:
-    """Folder holding one cached run: counts.parquet, totals/links/lanes/turns.parquet."""
+PILOT = "pilot128"
+PILOT_DEMANDS = ("peak_ramp", "offpeak")
+
+
+def cache_path(demand: str, seed: int, duration: float | None, controller: str = "fixed",
+               scenario: str = PILOT) -> Path:
+    """Folder holding one cached run: counts.parquet, totals/links/lanes/turns.parquet
+    (``duration`` None: the scenario's own window)."""
     root = os.environ.get("SIGNALOPT_CACHE") or Path.home() / ".cache" / "signalopt"
-    name = f"pilot128-{demand}-s{seed}-{duration:g}s-{controller}-{HARNESS_TAG}"
+    span = "window" if duration is None else f"{duration:g}s"
+    name = f"{Path(scenario).stem}-{demand}-s{seed}-{span}-{controller}-{HARNESS_TAG}"
     return Path(root) / "estimation" / name
 
 
-def simulate_cached(demand: str, seed: int, duration: float, controller: str = "fixed") -> Path:
-    """Run (once) a pilot128 simulation and cache its counts and ground truth; return the folder."""
-    out = cache_path(demand, seed, duration, controller)
+def _scenario(scenario: str, demand: str, seed: int, duration: float | None):
+    """The ``ScenarioSpec`` of a run (demand "default": the scenario's own)."""
+    from scenarios.registry import resolve_scenario
+
+    return resolve_scenario(scenario, demand=None if demand == "default" else demand,
+                            seed=seed, duration=duration)
+
+
+def simulate_cached(demand: str, seed: int, duration: float | None, controller: str = "fixed",
+                    scenario: str = PILOT) -> Path:
+    """Run (once) a simulation and cache its counts and ground truth; return the folder."""
+    out = cache_path(demand, seed, duration, controller, scenario)
     if (out / "turns.parquet").exists():
         return out
-    from scenarios.registry import resolve_scenario
     from sim.runner import run_simulation
 
-    sc = resolve_scenario("pilot128", demand=demand, seed=seed, duration=duration)
-    run_simulation(sc, controller).write(out)
+    run_simulation(_scenario(scenario, demand, seed, duration), controller).write(out)
     return out
 
 
-def pilot_network(layout: str = "all") -> CompiledNetwork:
-    """The pilot128 network with the virtual detectors of ``layout`` (a ``LAYOUTS`` key;
-    "all": as the simulation placed them)."""
-    from scenarios.registry import resolve_scenario
-    from signalopt.io.sumo_net import read_sumo_net
-    from sim.detectors import named_layout, place_detectors
+def pilot_network(layout: str = "all", scenario: str = PILOT) -> CompiledNetwork:
+    """The network of ``scenario`` (pilot128 by default) with the virtual detectors of
+    ``layout`` (a ``LAYOUTS`` key; "all": as the simulation placed them)."""
+    from sim.detectors import instrumented_network, named_layout
 
-    spec = read_sumo_net(resolve_scenario("pilot128", demand="offpeak", seed=42).net)
-    return compile_network(spec.with_detectors(place_detectors(spec, named_layout(layout))))
+    demand = PILOT_DEMANDS[1] if scenario == PILOT else "default"
+    net = _scenario(scenario, demand, 42, None).net
+    return compile_network(instrumented_network(net, named_layout(layout)))
 
 
 def fail_detectors(frame: DetectorFrame, fraction: float, seed: int) -> DetectorFrame:
@@ -227,18 +243,18 @@ def score_naive(frame: DetectorFrame, truth: Truth, net: CompiledNetwork,
             "queue_mae_veh": np.nan, "turn_mae": np.nan, "segment_wmape_%": 100 * np.mean(seg_w)}
 
 
-def evaluate_run(demand: str, seed: int, duration: float,
+def evaluate_run(demand: str, seed: int, duration: float | None,
                  params: EstimatorParams | None = None, controller: str = "fixed",
-                 layout: str = "all") -> tuple[list[dict], pd.DataFrame]:
+                 layout: str = "all", scenario: str = PILOT) -> tuple[list[dict], pd.DataFrame]:
     """Score one cached run in every failure case; rows for the table + a network time series.
 
     ``layout``: score as if the network had only those detector kinds (``LAYOUTS``).
     """
     params = params or EstimatorParams()
-    folder = simulate_cached(demand, seed, duration, controller)
+    folder = simulate_cached(demand, seed, duration, controller, scenario)
     from signalopt.io.counts import load_counts
 
-    net = pilot_network(layout)
+    net = pilot_network(layout, scenario)
     model = estimator_model(net)
     rows_in = pd.read_parquet(folder / "counts.parquet")
     rows_in = rows_in[rows_in["detector_id"].isin(set(net.det_ids))]
@@ -250,20 +266,20 @@ def evaluate_run(demand: str, seed: int, duration: float,
         t0 = time.perf_counter()
         ests, _ = run_estimator(fr, net, params, qa_params=QAParams(), model=model)
         wall = time.perf_counter() - t0
-        rows.append({"layout": layout, "demand": demand, "seed": seed, "case": case,
-                     "method": "estimator",
+        key = {"scenario": scenario, "layout": layout, "demand": demand, "seed": seed,
+               "case": case}
+        rows.append({**key, "method": "estimator",
                      **score(ests, truth, net),
                      "mean_network_std_%": 100 * np.mean([e.network_std / max(e.network_vehicles, 1)
                                                           for e in ests]),
                      "within_2std_%": within_2std(ests, truth),
                      "wall_s": round(wall, 2)})
-        rows.append({"layout": layout, "demand": demand, "seed": seed, "case": case,
-                     "method": "naive",
+        rows.append({**key, "method": "naive",
                      **score_naive(fr, truth, net, model, params)})
         series.append(pd.DataFrame({
-            "demand": demand, "seed": seed, "case": case, "t": [e.t for e in ests],
+            "scenario": scenario, "demand": demand, "seed": seed, "case": case, "t": [e.t for e in ests],
             "estimate": [e.network_vehicles for e in ests], "std": [e.network_std for e in ests]}))
-    truth_series = pd.DataFrame({"demand": demand, "seed": seed, "case": "truth", "t": truth.t,
+    truth_series = pd.DataFrame({"scenario": scenario, "demand": demand, "seed": seed, "case": "truth", "t": truth.t,
                                  "estimate": truth.network, "std": 0.0})
     return rows, pd.concat([*series, truth_series], ignore_index=True)
 
@@ -275,11 +291,12 @@ def _plot(series: pd.DataFrame, path: Path) -> None:
     mpl.use("Agg")
     import matplotlib.pyplot as plt
 
-    runs = series[["demand", "seed"]].drop_duplicates().head(2).itertuples(index=False)
-    runs = list(runs)
+    first = series.drop_duplicates(["scenario", "demand"])  # one run of each
+    runs = list(first[["scenario", "demand", "seed"]].head(4).itertuples(index=False))
     fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 4), squeeze=False)
-    for ax, (demand, seed) in zip(axes[0], runs, strict=True):
-        s = series[(series.demand == demand) & (series.seed == seed)]
+    for ax, (scenario, demand, seed) in zip(axes[0], runs, strict=True):
+        s = series[(series.scenario == scenario) & (series.demand == demand)
+                   & (series.seed == seed)]
         tr = s[s.case == "truth"]
         ax.plot(tr.t / 60, tr.estimate, "k-", lw=2, label="SUMO truth")
         for case, color in (("healthy", "C0"), ("30% failed", "C3")):
@@ -287,7 +304,8 @@ def _plot(series: pd.DataFrame, path: Path) -> None:
             ax.plot(e.t / 60, e.estimate, color=color, label=f"estimate ({case})")
             ax.fill_between(e.t / 60, e.estimate - 2 * e["std"], e.estimate + 2 * e["std"],
                             color=color, alpha=0.2)
-        ax.set(title=f"pilot128 {demand}, seed {seed}", xlabel="time (min)",
+        where = scenario if demand == "default" else f"{scenario} {demand}"
+        ax.set(title=f"{where}, seed {seed}", xlabel="time (min)",
                ylabel="vehicles in transit")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -298,7 +316,7 @@ def _plot(series: pd.DataFrame, path: Path) -> None:
 def summary_table(rows: list[dict]) -> pd.DataFrame:
     """Mean over seeds per demand x case x method (the headline table)."""
     df = pd.DataFrame(rows)
-    keys = ["layout", "demand", "case", "method"]
+    keys = ["scenario", "layout", "demand", "case", "method"]
     cols = [*TARGETS, *EXTRA, "mean_network_std_%", "within_2std_%"]
     return df.groupby(keys, sort=False)[cols].mean().round(3).reset_index()
 
@@ -312,20 +330,30 @@ def main(argv: list[str] | None = None) -> int:
                     help="signal control of the scored runs (fixed: the issue's benchmark)")
     ap.add_argument("--layouts", default="all",
                     help=f"comma-separated detector layouts to score: {', '.join(LAYOUTS)}")
+    ap.add_argument("--scenarios", default=PILOT,
+                    help="comma-separated scenarios (pilot128: peak_ramp and offpeak demand; "
+                         "others, e.g. RESCO's or a .sumocfg: their own demand and window)")
     args = ap.parse_args(argv)
     layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
     bad = [x for x in layouts if x not in LAYOUTS]
     if bad:
         ap.error(f"unknown layout(s) {', '.join(bad)}; choose from {', '.join(LAYOUTS)}")
     seeds, duration = ((42,), 1800.0) if args.quick else ((42, 43, 44), 3600.0)
-    runs = [(d, s) for d in ("peak_ramp", "offpeak") for s in seeds]
+    # (scenario, demand, seed, duration): pilot128 at two demands; others in their own window
+    runs = [(sc, d, s, duration if sc == PILOT else None)
+            for sc in (x.strip() for x in args.scenarios.split(",") if x.strip())
+            for d in (PILOT_DEMANDS if sc == PILOT else ("default",)) for s in seeds]
+    for sc in {r[0] for r in runs}:
+        pilot_network("all", sc)  # an unknown scenario fails here, before any simulation
     with ProcessPoolExecutor(args.jobs) as pool:  # one SUMO per process
-        list(pool.map(simulate_cached, *zip(*runs, strict=True), [duration] * len(runs),
-                      [args.controller] * len(runs)))
+        scenarios, demands, seeds_, spans = zip(*runs, strict=True)
+        list(pool.map(simulate_cached, demands, seeds_, spans, [args.controller] * len(runs),
+                      scenarios))
     rows, series = [], []
     for layout in layouts:
-        for demand, seed in runs:
-            r, s = evaluate_run(demand, seed, duration, controller=args.controller, layout=layout)
+        for scenario, demand, seed, span in runs:
+            r, s = evaluate_run(demand, seed, span, controller=args.controller, layout=layout,
+                                scenario=scenario)
             rows += r
             if layout == layouts[0]:
                 series.append(s)
@@ -334,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     pd.DataFrame(rows).to_csv(args.out / "estimation_runs.csv", index=False)
     table.to_csv(args.out / "estimation.csv", index=False)
     _plot(pd.concat(series, ignore_index=True), args.out / "network_in_transit.png")
-    md = _markdown(table, duration, seeds, args.controller)
+    md = _markdown(table, duration, seeds, args.controller, args.scenarios)
     if len(layouts) > 1:
         md += "\n" + _layout_markdown(table)
     (args.out / "estimation.md").write_text(md)
@@ -359,12 +387,13 @@ def _layout_markdown(table: pd.DataFrame) -> str:
 
 
 def _markdown(table: pd.DataFrame, duration: float, seeds: tuple[int, ...],
-              controller: str = "fixed") -> str:
+              controller: str = "fixed", scenarios: str = PILOT) -> str:
     """The table as markdown, with the targets and what was run."""
     head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
     body = "".join("| " + " | ".join(f"{v:g}" if isinstance(v, float) else str(v)
                                       for v in row) + " |\n" for row in table.itertuples(index=False))
-    return (f"# Estimator vs SUMO ground truth (pilot128 under {controller}, {duration:g} s, "
+    span = f"pilot128 {duration:g} s, others their own window" if scenarios != PILOT else f"{duration:g} s"
+    return (f"# Estimator vs SUMO ground truth ({scenarios} under {controller}, {span}, "
             f"seeds {list(seeds)}; per 120 s scan, mean over seeds)\n\n{head}{body}\n"
             f"Targets: {TARGETS}; failed cases: errors <= 1.5x healthy.\n")
 
