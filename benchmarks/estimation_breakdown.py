@@ -38,15 +38,16 @@ from signalopt.io.counts import load_counts
 from signalopt.network import compile_network
 
 
-def simulate_traced(demand: str, seed: int, duration: float,
-                    controller: str = "fixed") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run pilot128 under ``controller``; return (counts rows, vehicle positions per interval end)."""
-    from scenarios.registry import resolve_scenario
+def simulate_traced(demand: str, seed: int, duration: float, controller: str = "fixed",
+                    scenario: str = "pilot128") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run ``scenario`` under ``controller``; return (counts rows, vehicle positions per
+    interval end)."""
+    from estimation import _scenario
     from sim.backend import open_backend
     from sim.controllers import SimContext, make_controller
     from sim.detectors import DetectorLayout, DetectorReader, instrumented_network, write_detector_file
 
-    sc = resolve_scenario("pilot128", demand=demand, seed=seed, duration=duration)
+    sc = _scenario(scenario, demand, seed, duration)
     layout = DetectorLayout()
     spec = instrumented_network(sc.net, layout)
     sim, ctrl = open_backend("libsumo"), make_controller(controller)
@@ -82,12 +83,13 @@ def simulate_traced(demand: str, seed: int, duration: float,
 
 
 def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
-              params: EstimatorParams | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+              params: EstimatorParams | None = None,
+              scenario: str = "pilot128") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Error of the network total by component and cycle phase; camera chord error by class."""
     from estimation import pilot_network  # the same network and detectors as the simulation
 
     params = params or EstimatorParams()
-    net = pilot_network()
+    net = pilot_network("all", scenario)
     model = estimator_model(net)
     frame = build_frame(load_counts(counts, net), net, interval_s=params.interval_s)
     t_end = frame.times + params.interval_s
@@ -212,6 +214,8 @@ def _md(df: pd.DataFrame) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="estimator error budget vs SUMO vehicle positions")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--scenario", default="pilot128",
+                    help="any scenario (RESCO's, a .sumocfg: use --demand default)")
     ap.add_argument("--demand", default="peak_ramp")
     ap.add_argument("--seed", type=int, default=45, help="45: the calibration seed")
     ap.add_argument("--duration", type=float, default=1800.0)
@@ -221,26 +225,29 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
     tag = f"{args.demand}-{args.controller}"
+    if args.scenario != "pilot128":
+        tag = f"{Path(args.scenario).stem}-{tag}"
     cache = args.out / f"trace-{tag}-s{args.seed}-{args.duration:g}.parquet"
     if cache.exists() and not args.fresh:
         counts = pd.read_parquet(cache.with_suffix(".counts.parquet"))
         snaps = pd.read_parquet(cache)
     else:
-        counts, snaps = simulate_traced(args.demand, args.seed, args.duration, args.controller)
+        counts, snaps = simulate_traced(args.demand, args.seed, args.duration, args.controller,
+                                        args.scenario)
         args.out.mkdir(parents=True, exist_ok=True)
         counts.to_parquet(cache.with_suffix(".counts.parquet"))
         snaps.to_parquet(cache)
-    budget, cam = breakdown(counts, snaps, args.cycle)
+    budget, cam = breakdown(counts, snaps, args.cycle, scenario=args.scenario)
     args.out.mkdir(parents=True, exist_ok=True)
     budget.to_csv(args.out / f"budget-{tag}.csv")
     cam.to_csv(args.out / f"camera-{tag}.csv", index=False)
-    md = (f"# Estimator error budget, pilot128 {args.demand} under {args.controller}, seed {args.seed}, "
+    md = (f"# Estimator error budget, {args.scenario} {args.demand} under {args.controller}, seed {args.seed}, "
           f"{args.duration:g} s (vehicles, estimate - truth, mean per interval end)\n\n"
           f"By position in the {args.cycle:g} s cycle:\n\n{_md(budget.rename_axis('phase_s'))}\n\n"
           f"Camera measurement vs the chord the filter assumes, by link class:\n\n"
           f"{_md(cam.set_index('links'))}\n")
     (args.out / f"breakdown-{tag}.md").write_text(md)
-    _plot(budget, args.out / f"budget-{tag}.png", f"pilot128 {args.demand} under {args.controller}")
+    _plot(budget, args.out / f"budget-{tag}.png", f"{args.scenario} {args.demand} under {args.controller}")
     print(md)
     return 0
 

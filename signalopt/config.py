@@ -50,8 +50,24 @@ class EstimatorParams(_Params):
 
     interval_s: float = Field(default=30.0, gt=0, description="detector interval length, s")
     scan_s: float = Field(default=120.0, gt=0, description="scan (summary) period, s")
-    vehicle_length_m: float = Field(default=5.0, gt=0, description="for occupancy -> density")
-    jam_spacing_m: float = Field(default=7.5, gt=0, description="metres per queued vehicle")
+    vehicle_length_m: float = Field(
+        default=5.0, gt=0,
+        description="for occupancy -> density; with learn_vehicle_length, only the prior")
+    jam_spacing_m: float = Field(
+        default=7.5, gt=0,
+        description="metres per queued vehicle; with learn_vehicle_length it keeps its gap"
+                    " (jam_spacing_m - vehicle_length_m) behind the learned length")
+    learn_vehicle_length: bool = Field(
+        default=True,
+        description="learn the fleet's effective vehicle length from free-flowing entry loops"
+                    " (occupancy x interval x speed / count, median): fleets and loop lengths"
+                    " differ by site (Cologne's RESCO fleet is 4.3 m)")
+    length_memory_s: float = Field(
+        default=3600.0, gt=0, description="how long a length sample counts, s (exponential)")
+    length_prior_n: float = Field(
+        default=20.0, gt=0, description="weight of vehicle_length_m, in samples")
+    free_speed_ms: float = Field(
+        default=5.0, gt=0, description="slowest loop speed read as free flow (length samples)")
     loop_boundary: float = Field(
         default=0.5, ge=0, le=1,
         description="share of a vehicle straddling a cell's boundary loop that the counts put"
@@ -132,6 +148,10 @@ class EstimatorParams(_Params):
         description="extra seconds inside a junction per unit occupancy (0-1) at its exits"
                     " (with junction_s, least squares on pilot128 seed 45, not a scored seed)")
     junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
+    split_smoothing_s: float = Field(
+        default=300.0, gt=0,
+        description="averaging time of the inflows that share a next link's entry count among"
+                    " the links feeding it, s")
     turn_lag_s: float = Field(
         default=4.0, ge=0,
         description="seconds from the stop-line loop to the next link's entry loop")

@@ -41,6 +41,7 @@ from numba import njit
 
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import (
+    KIND_ENTRY,
     DetectorFrame,
     QAResult,
     QAState,
@@ -49,6 +50,7 @@ from signalopt.detectors import (
     qa_interval,
 )
 from signalopt.estimator_model import (  # noqa: F401  (re-exported)
+    IN_LOOPS,
     IN_RELEASED,
     IN_UNKNOWN,
     OUT_FREE,
@@ -86,6 +88,8 @@ class EstimatorState(NamedTuple):
     scan_stop: np.ndarray  # (intervals per scan, n_lanes) stop-line counts of this scan
     prev_stop: np.ndarray  # (n_lanes,) stop-line counts of the previous scan's last interval
     scan_in: np.ndarray  # (intervals per scan, n_links) entry counts of this scan
+    flow_avg: np.ndarray  # (n_links,) recent entry-loop inflow per interval (NaN: no loops)
+    len_hist: np.ndarray  # (LENGTH_BINS,) recent vehicle-length samples (``vehicle_length``)
     acc_flags: np.ndarray  # (n_det,) OR of QA flags over the current scan
     acc_intervals: int
     t_end: float  # end of the last interval processed (NaN before the first)
@@ -445,6 +449,8 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
         scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
         prev_stop=np.zeros(model.lane_link.shape[0]),
+        flow_avg=np.where(model.in_kind == IN_LOOPS, 0.0, np.nan),
+        len_hist=_length_prior(params),
         acc_flags=np.zeros(n_det, dtype=np.uint8), acc_intervals=0, t_end=float("nan"),
     )
 
@@ -454,10 +460,15 @@ def update_interval(
     params: EstimatorParams,
 ) -> EstimatorState:
     """Advance the estimate by one detector interval (``qa`` = that interval's QA output)."""
-    p, m = params, model
+    m = model
+    len_hist = _length_hist(state.len_hist, m, qa, params)
+    p = _with_length(params, len_hist)
+    loops_in = np.bincount(m.in_link, weights=qa.count[m.in_det], minlength=m.link_len.shape[0])
+    flow_avg = _smooth(state.flow_avg, loops_in, min(p.interval_s / p.split_smoothing_s, 1.0))
+    succ_w = split_weights(m, flow_avg)
     u, uv, w, wv, k_in, k_out, k_zone, z, zr, head_q = measure(
         m, p, qa.count, qa.occupancy, count_var=qa.count_var, source=qa.source,
-        row_share=state.row_share)
+        row_share=state.row_share, succ_w=succ_w)
     x_loss = _loss_base(m, u, w, k_out, p.jam_spacing_m)
     cell, beta, p00, p01, p11, out = _kalman(
         state.cell, state.beta, state.p00, state.p01, state.p11, u, uv, w, wv, z, zr,
@@ -468,7 +479,7 @@ def update_interval(
     veh, var, internal = _link_vehicles(
         cell, p00, out, cross, k_in, k_out, k_zone, head_q, down_occ, m.out_kind, m.entry_pos,
         m.exit_pos, m.link_len, m.link_storage, m.zone_indptr, m.zone_det,
-        m.zone_start, m.zone_end, m.succ_indptr, m.succ, m.succ_w, p.interval_s,
+        m.zone_start, m.zone_end, m.succ_indptr, m.succ, succ_w, p.interval_s,
         p.junction_s, p.junction_block_s, p.node_s, p.loop_rel_std)
     links_total = float(veh.sum())  # unclipped: an unbiased sum of unbiased link estimates
     veh = np.maximum(veh, 0.0)
@@ -483,8 +494,69 @@ def update_interval(
         internal=float(internal), internal_var=_internal_var(m, out, p),
         lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
         scan_in=_add_row(state.scan_in, state.acc_intervals, _fit_inflow(m, u, w)),
+        flow_avg=flow_avg, len_hist=len_hist,
         acc_flags=state.acc_flags | qa.flags, acc_intervals=state.acc_intervals + 1,
         t_end=float(t_end))
+
+
+LENGTH_MIN_M, LENGTH_STEP_M, LENGTH_BINS = 1.0, 0.05, 481  # bins centred on 1.00 ... 25.00 m
+
+
+def _length_prior(params: EstimatorParams) -> np.ndarray:
+    """The length histogram before any data: ``length_prior_n`` samples at the prior."""
+    hist = np.zeros(LENGTH_BINS)
+    k = round((params.vehicle_length_m - LENGTH_MIN_M) / LENGTH_STEP_M)
+    hist[min(max(k, 0), LENGTH_BINS - 1)] = params.length_prior_n
+    return hist
+
+
+def _length_hist(hist: np.ndarray, model: EstimatorModel, qa: QAResult,
+                 params: EstimatorParams) -> np.ndarray:
+    """Age the histogram and add this interval's samples: every healthy entry loop that
+    vehicles crossed at free speed, occupancy x interval x speed / count (a vehicle covers a
+    point for its length over its speed; queues and turning starts are slower)."""
+    p = params
+    ok = ((model.det.kind == KIND_ENTRY) & (qa.flags == 0) & (qa.count > 0)
+          & (qa.speed >= p.free_speed_ms))
+    length = qa.occupancy[ok] / 100.0 * p.interval_s * qa.speed[ok] / qa.count[ok]
+    k = np.clip(np.rint((length - LENGTH_MIN_M) / LENGTH_STEP_M), 0, LENGTH_BINS - 1)
+    return (hist * np.exp(-p.interval_s / p.length_memory_s)
+            + np.bincount(k.astype(np.int64), minlength=LENGTH_BINS))
+
+
+def vehicle_length(hist: np.ndarray) -> float:
+    """Median of the length histogram, m (robust to buses and the odd slow vehicle)."""
+    c = np.cumsum(hist)
+    return LENGTH_MIN_M + LENGTH_STEP_M * int(np.searchsorted(c, 0.5 * c[-1]))
+
+
+def _with_length(params: EstimatorParams, hist: np.ndarray) -> EstimatorParams:
+    """``params`` with the learned vehicle length (and the jam spacing its gap behind it)."""
+    if not params.learn_vehicle_length:
+        return params
+    length = vehicle_length(hist)
+    gap = params.jam_spacing_m - params.vehicle_length_m
+    return params.model_copy(update={"vehicle_length_m": length, "jam_spacing_m": length + gap})
+
+
+def split_weights(model: EstimatorModel, flow_avg: np.ndarray) -> np.ndarray:
+    """Share of each successor's entry count that a link feeding it takes as its outflow
+    (``succ_w`` order): its recent inflow over all its successors' (a link feeding a next
+    link with others takes what it brought, not an equal share). The static equal share
+    where a flow is not counted or none came yet."""
+    m = model
+    src = np.repeat(np.arange(m.succ_indptr.shape[0] - 1), np.diff(m.succ_indptr))
+    into_succ = np.bincount(src, weights=flow_avg[m.succ], minlength=m.succ_indptr.shape[0] - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.minimum(flow_avg[src] / into_succ[src], 1.0)
+    ok = ((m.out_kind[src] == OUT_NEXT_ENTRY) & (m.succ_w < 1.0) & (into_succ[src] > 1e-6)
+          & np.isfinite(share))
+    return np.where(ok, share, m.succ_w)
+
+
+def _smooth(avg: np.ndarray, x: np.ndarray, a: float) -> np.ndarray:
+    """Exponential average that skips a missing (NaN) value; a NaN average stays NaN."""
+    return np.where(np.isnan(x), avg, (1.0 - a) * avg + a * x)
 
 
 def _loop_cell_rel(model: EstimatorModel, params: EstimatorParams) -> np.ndarray:
@@ -508,7 +580,7 @@ def _fit_inflow(model: EstimatorModel, u: np.ndarray, w: np.ndarray) -> np.ndarr
 def measure(
     model: EstimatorModel, params: EstimatorParams, count: np.ndarray, occupancy: np.ndarray, *,
     count_var: np.ndarray | None = None, source: np.ndarray | None = None,
-    row_share: np.ndarray | None = None,
+    row_share: np.ndarray | None = None, succ_w: np.ndarray | None = None,
 ) -> tuple[np.ndarray, ...]:
     """``_link_inputs`` for one interval of detector arrays on ``model`` with ``params``:
     in/out counts and variances, loop densities, the cell measurement, the head's queue.
@@ -516,7 +588,8 @@ def measure(
     ``count_var``/``source`` come from QA (imputed counts); without them every value counts
     as measured. A link without entry loops takes as inflow what the stop lines upstream
     released into it (each lane's count split by ``row_share``, the current turning shares;
-    equal shares if omitted), else (``IN_UNKNOWN``) its outflow: steady state.
+    equal shares if omitted), else (``IN_UNKNOWN``) its outflow: steady state. ``succ_w``:
+    each feeder's share of a next link's entry count (``split_weights``; static if omitted).
     """
     m, p = model, params
     n_det = count.shape[0]
@@ -529,12 +602,15 @@ def measure(
                                     m.into_indptr, m.into_row, p.count_var, p.released_rel_std)
     released, unknown = m.in_kind == IN_RELEASED, m.in_kind == IN_UNKNOWN
     k_released = np.where(released, rel_u / (p.interval_s * m.link_speed), np.nan)
+    succ_w = m.succ_w if succ_w is None else succ_w
+    out_w = m.out_w if not succ_w.size else np.where(
+        m.out_succ >= 0, succ_w[np.maximum(m.out_succ, 0)], m.out_w)
     out = list(_link_inputs(
-        count, cvar, occupancy, src, m.in_indptr, m.in_det, m.out_indptr, m.out_det, m.out_w,
+        count, cvar, occupancy, src, m.in_indptr, m.in_det, m.out_indptr, m.out_det, out_w,
         m.zone_indptr, m.zone_det, m.zone_start, m.zone_end, m.entry_pos, m.exit_pos,
         m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, p.loop_out_weight,
-        m.succ_indptr, m.succ, m.succ_w, p.loop_boundary, m.link_speed, p.interval_s,
+        m.succ_indptr, m.succ, succ_w, p.loop_boundary, m.link_speed, p.interval_s,
         k_released, _loop_cell_rel(m, p), m.signal_delay))
     u, uv, w, wv = out[:4]
     out[0] = np.where(released, rel_u, np.where(unknown, w, u))

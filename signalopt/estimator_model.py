@@ -52,7 +52,9 @@ class EstimatorModel(NamedTuple):
     out_wsum: np.ndarray  # (n_links,) sum of out_w: the exit cross-section's lanes
     succ_indptr: np.ndarray  # CSR link -> successor links (for OUT_NEXT_ENTRY)
     succ: np.ndarray
-    succ_w: np.ndarray
+    succ_w: np.ndarray  # static share of each successor's entry count (1 / its feeders)
+    succ_split: np.ndarray  # prior share of the link's outflow going to each successor
+    out_succ: np.ndarray  # succ index of each out_det entry (-1: the link's own stop line)
     zone_indptr: np.ndarray  # CSR link -> zone detectors on it
     zone_det: np.ndarray
     zone_start: np.ndarray  # (n_det,) zone start/end (m from link start); loops: pos/pos
@@ -158,6 +160,8 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         out_wsum=np.array([sum(g) for g in out_w], dtype=np.float64),
         succ_indptr=ii(succ_g)[0], succ=ii(succ_g)[1],
         succ_w=np.array([w for g in succ_w for w in g], dtype=np.float64),
+        succ_split=np.array([1.0 / len(g) for g in succ_g for _ in g], dtype=np.float64),
+        out_succ=_out_succ(out_kind, out_g, succ_g, entry, ii(succ_g)[0]),
         zone_indptr=ii(zone)[0], zone_det=ii(zone)[1], zone_start=z_start, zone_end=z_end,
         lane_link=np.array([a for a, _ in lanes], dtype=np.int64),
         lane_lane=np.array([b for _, b in lanes], dtype=np.int64),
@@ -199,6 +203,19 @@ def _merge_split_roads(net: CompiledNetwork, preds: list[list[int]], succs: list
         succ_g[link], succ_w[link], exit_link[link] = [s], [1.0], s
         out_kind[s], entry_pos[s] = OUT_MERGED, stop_pos
     return exit_link
+
+
+def _out_succ(out_kind: np.ndarray, out_g: list[list[int]], succ_g: list[list[int]],
+              entry: list[list[int]], succ_indptr: np.ndarray) -> np.ndarray:
+    """For each exit detector of each link, the index of its successor in the succ arrays
+    (a next link's entry loop), or -1 (the link's own or a merged road's stop line)."""
+    out: list[int] = []
+    for k, nxt in enumerate(succ_g):
+        if out_kind[k] == OUT_NEXT_ENTRY:
+            out += [int(succ_indptr[k]) + i for i, s in enumerate(nxt) for _ in entry[s]]
+        else:
+            out += [-1] * len(out_g[k])
+    return np.array(out, dtype=np.int64)
 
 
 def _inflow_kinds(net: CompiledNetwork, entry: list[list[int]], lane_stop: np.ndarray,

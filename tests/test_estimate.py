@@ -14,10 +14,13 @@ from signalopt.estimate import (
     _expected_entry,
     _link_inputs,
     _loss_base,
+    _with_length,
     estimate,
     estimator_model,
     init_state,
     run_estimator,
+    split_weights,
+    vehicle_length,
 )
 from signalopt.network import (
     CompiledNetwork,
@@ -403,6 +406,51 @@ def test_next_entry_count_is_shared_only_by_links_that_can_feed_it() -> None:
     count[:, net.det_index["BC_0_in"]] = 8.0 + np.arange(3) * 1e-9
     ests, _ = run_estimator(_frame(count), net, CONSERVE)
     assert ests[-1].link_vehicles[net.link_index["AB"]] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_merge_shares_the_next_entry_count_by_what_each_feeder_brought() -> None:
+    """Unsignalised merge: A and B (entry loops only) feed C, whose entry loop counts the 8
+    vehicles per interval that A (6) and B (2) brought. Each feeder's cell ends at C's loop
+    and takes the share of its count that its own inflow makes up: 6/8 and 2/8, so both stay
+    empty. An equal split (4 and 4) would pile 2 per interval onto A and drain B below 0."""
+    def lk(a: str, b: str) -> LinkSpec:
+        return LinkSpec(id=f"{a}{b}", from_node=a, to_node=b, length=100.0, lanes=1, speed=10.0)
+
+    links = (lk("A", "M"), lk("B", "M"), lk("M", "C"))
+    net = compile_network(NetworkSpec(links=links, detectors=tuple(entry(x.id) for x in links)))
+    count = np.zeros((3, net.n_detectors))
+    for det, n in (("AM_0_in", 6.0), ("BM_0_in", 2.0), ("MC_0_in", 8.0)):
+        count[:, net.det_index[det]] = n
+    model = estimator_model(net)
+    ests, state = run_estimator(_frame(count), net, CONSERVE, model=model)
+    assert split_weights(model, state.flow_avg) == pytest.approx([0.75, 0.25])
+    assert ests[-1].link_vehicles[net.link_index["AM"]] == pytest.approx(0.0, abs=1e-9)
+    assert ests[-1].link_vehicles[net.link_index["BM"]] == pytest.approx(0.0, abs=1e-9)
+    static = CONSERVE.model_copy(update={"split_smoothing_s": 1e12})  # flows never seen
+    ests, _ = run_estimator(_frame(count), net, static, model=model)
+    assert ests[-1].link_vehicles[net.link_index["AM"]] > 5.0
+
+
+def test_vehicle_length_learned_from_free_flowing_entry_loops(t_junction_net) -> None:
+    """4.3 m vehicles cross the T-junction's 5 entry loops at 12 m/s, 3 per interval, so each
+    loop reads occupancy 3 x 4.3 / 12 / 30 s = 3.58 %: one length sample of 4.3 m per loop
+    and interval. Stop-line loops, where vehicles stand (1 m/s), give none. The prior (20
+    samples at 5 m, aged exp(-30/3600) per interval) holds the median against 15 samples
+    (3 intervals) but not against 25 (5 intervals)."""
+    net = t_junction_net
+    entry_det = net.det_kind == 0
+    count = np.where(entry_det, 3.0, 2.0)[None].repeat(5, axis=0)
+    occ = np.where(entry_det, 300.0 * 4.3 / 12.0 / 30.0, 80.0)[None].repeat(5, axis=0)
+    speed = np.where(entry_det, 12.0, 1.0)[None].repeat(5, axis=0)
+    _, three = run_estimator(_frame(count[:3], occ[:3], speed[:3]), net, EstimatorParams())
+    _, five = run_estimator(_frame(count, occ, speed), net, EstimatorParams())
+    assert vehicle_length(three.len_hist) == pytest.approx(5.0)
+    assert vehicle_length(five.len_hist) == pytest.approx(4.3)
+    # densities then use 4.3 m, and queues keep the prior's 2.5 m gap: 6.8 m per vehicle
+    learned = _with_length(EstimatorParams(), five.len_hist)
+    assert (learned.vehicle_length_m, learned.jam_spacing_m) == pytest.approx((4.3, 6.8))
+    fixed = _with_length(EstimatorParams(learn_vehicle_length=False), five.len_hist)
+    assert (fixed.vehicle_length_m, fixed.jam_spacing_m) == (5.0, 7.5)
 
 
 def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None:
