@@ -194,8 +194,11 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             zv += kd * ov
             cov += ov
             zvar += zone_abs * zone_abs + (kd * ov) ** 2 * (zone_rel * zone_rel + (src[d] > 0))
-        k_loop = (1.0 - out_weight) * k_in[l] + out_weight * k_out[l]
-        has_loops = in_indptr[l + 1] > in_indptr[l] or out_indptr[l + 1] > out_indptr[l]
+        has_in, has_out = in_indptr[l + 1] > in_indptr[l], out_indptr[l + 1] > out_indptr[l]
+        # the loops' mean density (queues form downstream), or either alone
+        k_loop = k_in[l] if not has_out else (
+            (1.0 - out_weight) * k_in[l] + out_weight * k_out[l] if has_in else k_out[l])
+        has_loops = has_in or has_out
         if nz > 0:
             # the unseen stretch at the entry loops' density, else at that of the flow the
             # stop lines upstream released into it, else at the zones' (over all lanes)

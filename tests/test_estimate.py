@@ -18,6 +18,7 @@ from signalopt.estimate import (
     estimate,
     estimator_model,
     init_state,
+    measure,
     run_estimator,
     split_weights,
     vehicle_length,
@@ -451,6 +452,22 @@ def test_vehicle_length_learned_from_free_flowing_entry_loops(t_junction_net) ->
     assert (learned.vehicle_length_m, learned.jam_spacing_m) == pytest.approx((4.3, 6.8))
     fixed = _with_length(EstimatorParams(learn_vehicle_length=False), five.len_hist)
     assert (fixed.vehicle_length_m, fixed.jam_spacing_m) == (5.0, 7.5)
+
+
+def test_free_exit_measured_at_its_entry_loop_density(chain_net) -> None:
+    """The chain's last link L2 has no loop at its end (a free exit): its cell (10-100 m) is
+    measured at its entry loop's density alone, 10 % / 5 m = 0.02 veh/m x 90 m = 1.8, less
+    half the vehicles straddling that loop (0.5 x 0.1): 1.75. Mixing in an exit density it
+    does not have (0) halved that. L1, closed by L2's entry loop (0 %), keeps the mean of its
+    two loops: 0.5 x (0.02 + 0) x 100 m - 0.5 x 0.1 = 0.95."""
+    model = estimator_model(chain_net)
+    count = np.array([3.0, 3.0, 3.0])
+    occ = np.array([10.0, 10.0, 10.0])
+    z = measure(model, EstimatorParams(), count, occ)[7]
+    assert z[chain_net.link_index["L2"]] == pytest.approx(1.75)
+    occ[chain_net.det_index["L2_0_in"]] = 0.0
+    z = measure(model, EstimatorParams(), count, occ)[7]
+    assert z[chain_net.link_index["L1"]] == pytest.approx(0.95)
 
 
 def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None:
