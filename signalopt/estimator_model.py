@@ -95,6 +95,21 @@ def _is_uturn(net: CompiledNetwork, succs: list[list[int]], link: int, nxt: int)
     return len(succs[end]) == 1 and int(net.link_to_node[succs[end][0]]) == origin
 
 
+def _onward(net: CompiledNetwork, succs: list[list[int]]) -> list[list[int]]:
+    """Per link, the links its vehicles drive on to: those leaving its end node that it
+    connects to (all of them where the network does not say), U-turns aside. A U-turn's entry
+    loop mostly counts what starts there (SUMO adds one at every dead end), so sharing it
+    would drain the link."""
+    out = []
+    for link in range(net.n_links):
+        lo, hi = net.link_to_indptr[link], net.link_to_indptr[link + 1]
+        to = ({int(s) for s in net.link_to[lo:hi]} if net.link_to_known[link]
+              else set(succs[int(net.link_to_node[link])]))
+        out.append([s for s in succs[int(net.link_to_node[link])]
+                    if s in to and not _is_uturn(net, succs, link, s)])
+    return out
+
+
 def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     """Compile the estimator's view of ``net``: cells, cross-sections, approach lanes."""
     n = net.n_links
@@ -105,6 +120,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     for link in range(n):
         preds[int(net.link_to_node[link])].append(link)
         succs[int(net.link_from_node[link])].append(link)
+    onward = _onward(net, succs)
     out_kind = np.full(n, OUT_FREE, dtype=np.int64)
     exit_pos = np.asarray(net.link_length, dtype=np.float64).copy()
     out_g: list[list[int]] = [[] for _ in range(n)]
@@ -113,7 +129,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     succ_w: list[list[float]] = [[] for _ in range(n)]
     for link in range(n):
         node = int(net.link_to_node[link])
-        nxt = [s for s in succs[node] if not _is_uturn(net, succs, link, s)]
+        nxt = onward[link]
         if stop[link]:
             out_kind[link], out_g[link] = OUT_STOPLINE, stop[link]
             out_w[link] = [1.0] * len(stop[link])
@@ -121,13 +137,12 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         elif nxt and all(entry[s] for s in nxt):
             # each next link's entry count is shared equally by the links that can feed it
             out_kind[link] = OUT_NEXT_ENTRY
-            w = [1.0 / max(1, sum(not _is_uturn(net, succs, p, s) for p in preds[node]))
-                 for s in nxt]
+            w = [1.0 / max(1, sum(s in onward[p] for p in preds[node])) for s in nxt]
             succ_g[link], succ_w[link] = nxt, w
             out_g[link] = [d for s in nxt for d in entry[s]]
             out_w[link] = [ws for s, ws in zip(nxt, w, strict=True) for _ in entry[s]]
             exit_pos[link] += float(np.mean(entry_pos[nxt]))
-    exit_link = _merge_split_roads(net, preds, succs, entry, stop, out_kind, out_g, out_w,
+    exit_link = _merge_split_roads(net, preds, onward, entry, stop, out_kind, out_g, out_w,
                                    succ_g, succ_w, entry_pos, exit_pos)
     lanes = sorted({(int(a), int(b)) for a, b in zip(net.lane_mov_link, net.lane_mov_lane, strict=True)})
     lane_index = {k: i for i, k in enumerate(lanes)}
@@ -176,7 +191,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     )
 
 
-def _merge_split_roads(net: CompiledNetwork, preds: list[list[int]], succs: list[list[int]],
+def _merge_split_roads(net: CompiledNetwork, preds: list[list[int]], onward: list[list[int]],
                        entry: list[list[int]], stop: list[list[int]], out_kind: np.ndarray,
                        out_g: list[list[int]], out_w: list[list[float]],
                        succ_g: list[list[int]], succ_w: list[list[float]],
@@ -190,11 +205,11 @@ def _merge_split_roads(net: CompiledNetwork, preds: list[list[int]], succs: list
     exit_link = np.arange(net.n_links, dtype=np.int64)
     for link in range(net.n_links):
         node = int(net.link_to_node[link])
-        nxt = [s for s in succs[node] if not _is_uturn(net, succs, link, s)]
+        nxt = onward[link]
         if out_kind[link] != OUT_FREE or len(nxt) != 1:
             continue
         s = nxt[0]
-        feeders = [p for p in preds[node] if not _is_uturn(net, succs, p, s)]
+        feeders = [p for p in preds[node] if s in onward[p]]
         if not stop[s] or entry[s] or out_kind[s] != OUT_STOPLINE or feeders != [link]:
             continue
         stop_pos = float(net.det_pos[stop[s]].mean())

@@ -33,6 +33,10 @@ class LinkSpec(_Frozen):
     length: float = Field(gt=0)
     lanes: int = Field(ge=1)
     speed: float = Field(gt=0, description="speed limit, m/s")
+    to_links: tuple[str, ...] | None = Field(
+        default=None,
+        description="links its lanes connect to at its end (SUMO connections; () = a dead end);"
+                    " None: any link leaving its end node except a U-turn")
 
 
 class PhaseSpec(_Frozen):
@@ -146,6 +150,13 @@ def _reference_problems(spec: NetworkSpec) -> list[str]:
                 problems.append(f"{name}: unknown link {end!r}")
         if m.from_link in links and max(m.lanes) >= links[m.from_link].lanes:
             problems.append(f"{name}: lane {max(m.lanes)} beyond {links[m.from_link].lanes} lanes")
+    for link in spec.links:
+        for nxt in link.to_links or ():
+            if nxt not in links:
+                problems.append(f"link {link.id!r}: to_links names unknown link {nxt!r}")
+            elif links[nxt].from_node != link.to_node:
+                problems.append(f"link {link.id!r}: to_links {nxt!r} does not start at its end "
+                                f"node {link.to_node!r}")
     for d in spec.detectors:
         if d.link not in links:
             problems.append(f"detector {d.id!r}: unknown link {d.link!r}")
@@ -175,6 +186,9 @@ class CompiledNetwork:
     link_storage: np.ndarray  # vehicles the link holds at jam density
     link_from_node: np.ndarray  # node indices
     link_to_node: np.ndarray
+    link_to_indptr: np.ndarray  # CSR link -> the links it connects to (where to_links is given)
+    link_to: np.ndarray
+    link_to_known: np.ndarray  # (n_links,) bool: to_links given (else any onward link but a U-turn)
     link_next: np.ndarray  # the only onward link (U-turns aside) at the link's end, else -1
     link_prev: np.ndarray  # the only link feeding it (U-turns aside), else -1
     node_ids: tuple[str, ...]
@@ -289,6 +303,7 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
     from_node = np.array([node_index[x.from_node] for x in spec.links], dtype=np.int64)
     to_node = np.array([node_index[x.to_node] for x in spec.links], dtype=np.int64)
     link_next, link_prev = _single_neighbours(from_node, to_node)
+    link_to_indptr, link_to = _csr([[link_index[t] for t in x.to_links or ()] for x in spec.links])
     det_ids = tuple(d.id for d in spec.detectors)
     return CompiledNetwork(
         spec=spec,
@@ -302,6 +317,9 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
         ),
         link_from_node=_frozen(from_node),
         link_to_node=_frozen(to_node),
+        link_to_indptr=_frozen(link_to_indptr),
+        link_to=_frozen(link_to),
+        link_to_known=_frozen(np.array([x.to_links is not None for x in spec.links], dtype=np.bool_)),
         link_next=_frozen(link_next),
         link_prev=_frozen(link_prev),
         node_ids=node_ids,

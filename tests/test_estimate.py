@@ -470,6 +470,38 @@ def test_free_exit_measured_at_its_entry_loop_density(chain_net) -> None:
     assert z[chain_net.link_index["L1"]] == pytest.approx(0.95)
 
 
+def test_dead_end_link_feeds_no_road_that_starts_where_it_ends() -> None:
+    """A ends at node M where trips end (its SUMO connections: none); road C starts at M with
+    its own 6 vehicles per interval. A's 2 per interval leave it at its end after the 9 s they
+    take over its 90 m cell, so it holds 2 x 9/30 = 0.6. Read by nodes alone, A would feed C
+    and drain C's count: 2 - 6 per interval, nothing left."""
+    def lk(a: str, b: str, to: tuple[str, ...] | None) -> LinkSpec:
+        return LinkSpec(id=f"{a}{b}", from_node=a, to_node=b, length=100.0, lanes=1,
+                        speed=10.0, to_links=to)
+
+    def run(to: tuple[str, ...] | None) -> float:
+        links = (lk("X", "M", to), lk("M", "C", ()))
+        net = compile_network(NetworkSpec(links=links, detectors=tuple(entry(x.id) for x in links)))
+        count = np.zeros((3, net.n_detectors))
+        count[:, net.det_index["XM_0_in"]], count[:, net.det_index["MC_0_in"]] = 2.0, 6.0
+        ests, _ = run_estimator(_frame(count), net, CONSERVE)
+        return float(ests[-1].link_vehicles[net.link_index["XM"]])
+
+    assert run(()) == pytest.approx(0.6)
+    assert run(None) == pytest.approx(0.0)
+
+
+def test_network_rejects_connections_to_unknown_or_distant_links() -> None:
+    """to_links must name links that start where the link ends; the error names both."""
+    links = (LinkSpec(id="AB", from_node="A", to_node="B", length=100.0, lanes=1, speed=10.0,
+                      to_links=("CD", "nope")),
+             LinkSpec(id="CD", from_node="C", to_node="D", length=100.0, lanes=1, speed=10.0))
+    with pytest.raises(ValueError, match="invalid network") as err:
+        NetworkSpec(links=links)
+    assert "to_links names unknown link 'nope'" in str(err.value)
+    assert "to_links 'CD' does not start at its end node 'B'" in str(err.value)
+
+
 def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None:
     """X's one lane turns into A or B (no entry loops anywhere); A and B end at stop lines
     that count 7 and 3 per interval while X releases 10. What leaves A and B shows where X's

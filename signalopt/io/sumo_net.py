@@ -44,6 +44,8 @@ def read_sumo_net(path: str | Path) -> NetworkSpec:
         if e.allows(VEHICLE_CLASS)
     ]
     link_ids = {link.id for link in links}
+    links = [link.model_copy(update={"to_links": _connected(net.getEdge(link.id), link_ids)})
+             for link in links]
     intersections, movements = [], []
     for tls in sorted(net.getTrafficLights(), key=lambda t: t.getID()):
         programs = tls.getPrograms()
@@ -93,3 +95,9 @@ def _fix_bounds(p: PhaseSpec) -> PhaseSpec:
     if (lo, hi) == (p.min_dur, p.max_dur):
         return p
     return PhaseSpec(state=p.state, duration=p.duration, min_dur=lo, max_dur=hi)
+
+
+def _connected(edge: sumolib.net.edge.Edge, link_ids: set[str]) -> tuple[str, ...]:
+    """The links ``edge``'s lanes connect to (its SUMO connections), sorted; () at a dead end."""
+    return tuple(sorted({c.getTo().getID() for lane in edge.getLanes()
+                         for c in lane.getOutgoing()} & link_ids))

@@ -1,4 +1,5 @@
-"""Short SUMO runs: hand-computed delay, detector counts vs true crossings, reproducibility."""
+"""Short SUMO runs: hand-computed delay, detector counts vs true crossings, reproducibility;
+what the engine reads from a SUMO network."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import pytest
 from scenarios.demand import write_routes
 from scenarios.grid import generate_grid
 from scenarios.registry import ScenarioSpec
+from signalopt.estimate import OUT_FREE, estimator_model
+from signalopt.io.sumo_net import read_sumo_net
+from signalopt.network import compile_network
 from sim.runner import run_simulation
 
 pytestmark = [pytest.mark.sumo]
@@ -144,3 +148,13 @@ def test_signalopt_counts_queues_at_loops_without_cameras(small_grid: ScenarioSp
     assert (result.extra["scans"]["rejected"] == 0).all()
     fixed = run_simulation(small_grid, "fixed", layout=layout).metrics["mean_delay_s"]
     assert result.metrics["mean_delay_s"] < fixed
+
+
+def test_sumo_network_keeps_each_links_connections(one_signal: ScenarioSpec) -> None:
+    """A -> B -> C: AB's lanes connect to BC only; BC ends the road (no connections), so the
+    estimator lets its vehicles leave at its end instead of sharing any other road's count."""
+    spec = read_sumo_net(one_signal.net)
+    to = {link.id: link.to_links for link in spec.links}
+    assert to == {"AB": ("BC",), "BC": ()}
+    net = compile_network(spec)
+    assert estimator_model(net).out_kind[net.link_index["BC"]] == OUT_FREE
