@@ -113,6 +113,7 @@ class Estimate(NamedTuple):
     lane_lane: np.ndarray  # (n_lanes,) lane index (0 = rightmost) of each approach lane
     mov_queue: np.ndarray  # (n_mov,) queued vehicles waiting for each movement
     detector_flags: np.ndarray  # (n_det,) OR of QA flags over the scan (0 = healthy)
+    vehicle_length_m: float  # effective vehicle length the densities used (learned or prior)
 
 
 @njit(cache=True)
@@ -280,7 +281,9 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, in
             P11 -= K1 * P01
             P00, P01 = P00 - K0 * P00, P01 - K0 * P01
         cap = (cell_len / jam + 1.0) * link_lanes[l]  # fronts in a jam: at most one more per lane
-        c2[l] = min(pred, cap)  # may dip below 0: clipping here would bias sums upwards
+        # it may dip below 0 (clipping at 0 would bias sums upwards), but no further than it
+        # can hold: a degenerate cell (loops on a link a few metres long) must not run away
+        c2[l] = min(max(pred, -cap), cap)
         b2[l] = min(max(b2[l], -0.5), 0.9)
         q00[l], q01[l], q11[l] = max(P00, 1e-9), P01, max(P11, 1e-12)
     return c2, b2, q00, q01, q11, out
@@ -723,7 +726,8 @@ def summarize(
         network_std=float(np.sqrt(net_var)),
         mov_flow=mov_flow, turning_ratio=ratio, lane_queue=state.lane_queue,
         lane_link=model.lane_link, lane_lane=model.lane_lane, mov_queue=mov_queue,
-        detector_flags=state.acc_flags)
+        detector_flags=state.acc_flags,
+        vehicle_length_m=_with_length(params, state.len_hist).vehicle_length_m)
     state = state._replace(
         row_share=share, turning_ratio=ratio, scan_stop=np.zeros_like(state.scan_stop),
         prev_stop=state.scan_stop[max(n_k - 1, 0)].copy(),

@@ -12,6 +12,7 @@ from signalopt.estimate import (
     Estimate,
     _calibrated_var,
     _expected_entry,
+    _kalman,
     _link_inputs,
     _loss_base,
     _with_length,
@@ -437,16 +438,18 @@ def test_vehicle_length_learned_from_free_flowing_entry_loops(t_junction_net) ->
     loop reads occupancy 3 x 4.3 / 12 / 30 s = 3.58 %: one length sample of 4.3 m per loop
     and interval. Stop-line loops, where vehicles stand (1 m/s), give none. The prior (20
     samples at 5 m, aged exp(-30/3600) per interval) holds the median against 15 samples
-    (3 intervals) but not against 25 (5 intervals)."""
+    (3 intervals) but not against 20 (4 intervals, 19.3 prior left) or 25; the scan reports
+    the length it used."""
     net = t_junction_net
     entry_det = net.det_kind == 0
     count = np.where(entry_det, 3.0, 2.0)[None].repeat(5, axis=0)
     occ = np.where(entry_det, 300.0 * 4.3 / 12.0 / 30.0, 80.0)[None].repeat(5, axis=0)
     speed = np.where(entry_det, 12.0, 1.0)[None].repeat(5, axis=0)
     _, three = run_estimator(_frame(count[:3], occ[:3], speed[:3]), net, EstimatorParams())
-    _, five = run_estimator(_frame(count, occ, speed), net, EstimatorParams())
+    ests, five = run_estimator(_frame(count, occ, speed), net, EstimatorParams())
     assert vehicle_length(three.len_hist) == pytest.approx(5.0)
     assert vehicle_length(five.len_hist) == pytest.approx(4.3)
+    assert ests[0].vehicle_length_m == pytest.approx(4.3)  # the scan after 4 intervals: 20 > 19.3
     # densities then use 4.3 m, and queues keep the prior's 2.5 m gap: 6.8 m per vehicle
     learned = _with_length(EstimatorParams(), five.len_hist)
     assert (learned.vehicle_length_m, learned.jam_spacing_m) == pytest.approx((4.3, 6.8))
@@ -500,6 +503,22 @@ def test_network_rejects_connections_to_unknown_or_distant_links() -> None:
         NetworkSpec(links=links)
     assert "to_links names unknown link 'nope'" in str(err.value)
     assert "to_links 'CD' does not start at its end node 'B'" in str(err.value)
+
+
+def test_degenerate_cell_cannot_run_away(t_junction_net) -> None:
+    """A 1 m approach (SUMO has them at complex junctions) puts its entry loop at 0.38 m and
+    its stop-line loop at 0 m. With the entry loop silent and imputed low, 5 vehicles per
+    interval leave a cell that holds at most (1/7.5 + 1) x 4 lanes = 4.53: it may dip below
+    0, but not further than that (it ran to -153 vehicles on Ingolstadt7)."""
+    one = lambda x: np.array([x], dtype=np.float64)  # noqa: E731
+    cell, beta = one(0.0), one(0.0)
+    p00, p01, p11 = one(1.0), one(0.0), one(1e-4)
+    for _ in range(40):
+        cell, beta, p00, p01, p11, _ = _kalman(
+            cell, beta, p00, p01, p11, one(0.0), one(1.0), one(5.0), one(0.5), one(np.nan),
+            one(np.inf), one(0.0), np.array([0]), np.array([True]), one(0.38), one(0.0),
+            one(13.9), one(4.0), 7.5, T, 0.3, 1e-4)
+    assert cell[0] == pytest.approx(-(1.0 / 7.5 + 1.0) * 4.0)
 
 
 def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None:
