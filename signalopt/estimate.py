@@ -285,6 +285,9 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, in
         # can hold: a degenerate cell (loops on a link a few metres long) must not run away
         c2[l] = min(max(pred, -cap), cap)
         b2[l] = min(max(b2[l], -0.5), 0.9)
+        if P00 > cap * cap:  # nor can its uncertainty: no wider than what it holds
+            P01 *= cap / np.sqrt(P00)
+            P00 = cap * cap
         q00[l], q01[l], q11[l] = max(P00, 1e-9), P01, max(P11, 1e-12)
     return c2, b2, q00, q01, q11, out
 
@@ -680,12 +683,13 @@ def _calibrated_var(
     fail = params.failed_rel_std * share * scale
     p = params
     rel = np.array([p.model_rel_std, p.uncounted_rel_std, p.loops_only_rel_std,
-                    p.weak_rel_std, p.stopline_only_rel_std])[model.obs]
+                    p.weak_rel_std, p.stopline_only_rel_std, p.entry_only_rel_std])[model.obs]
     bias = rel * scale  # by observability class: links no camera sees are biased far more
     link_var = state.link_var + fail**2 + bias**2
     # the shared bias (clipped levels: conservative) adds up across links, junctions included
     shared = bias.sum() + p.model_rel_std * state.internal
-    net_var = state.link_var.sum() + state.internal_var + shared**2 + fail.sum() ** 2
+    net_var = (p.link_var_share * state.link_var.sum() + state.internal_var + shared**2
+               + fail.sum() ** 2)
     return link_var, float(net_var)
 
 

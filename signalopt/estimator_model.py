@@ -22,7 +22,7 @@ from signalopt.network import CompiledNetwork
 OUT_STOPLINE, OUT_NEXT_ENTRY, OUT_FREE, OUT_MERGED = 0, 1, 2, 3
 IN_LOOPS, IN_RELEASED, IN_UNKNOWN = 0, 1, 2
 # how well a link's estimate is observed (its model-bias class, see ``_observability``)
-OBS_CAMERA, OBS_CAMERA_UNCOUNTED, OBS_LOOPS, OBS_WEAK, OBS_STOPLINE = 0, 1, 2, 3, 4
+OBS_CAMERA, OBS_CAMERA_UNCOUNTED, OBS_LOOPS, OBS_WEAK, OBS_STOPLINE, OBS_ENTRY = 0, 1, 2, 3, 4, 5
 
 
 class EstimatorModel(NamedTuple):
@@ -158,6 +158,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
     rel_det = [[int(lane_stop[row_lane[r]]) for r in into[k]] if in_kind[k] == IN_RELEASED else []
                for k in range(n)]
     meas = [(k, sorted({*entry[k], *out_g[k], *zone[k], *rel_det[k]})) for k in range(n)]
+    is_approach = np.bincount(np.asarray(net.mov_from, dtype=np.int64), minlength=n) > 0
     return EstimatorModel(
         det=detector_model(net), link_len=np.asarray(net.link_length, dtype=np.float64),
         link_lanes=np.asarray(net.link_lanes, dtype=np.float64),
@@ -165,8 +166,8 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         link_speed=np.asarray(net.link_speed, dtype=np.float64), entry_pos=entry_pos,
         exit_pos=exit_pos, out_kind=out_kind, in_kind=in_kind, into_indptr=ii(into)[0],
         into_row=ii(into)[1], exit_link=exit_link,
-        obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w),
-        is_approach=np.bincount(np.asarray(net.mov_from, dtype=np.int64), minlength=n) > 0,
+        obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w, is_approach),
+        is_approach=is_approach,
         signal_delay=_signal_delay(net)[exit_link],
         in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
@@ -251,7 +252,7 @@ def _inflow_kinds(net: CompiledNetwork, entry: list[list[int]], lane_stop: np.nd
 
 def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.ndarray,
                    out_kind: np.ndarray, succ_g: list[list[int]],
-                   succ_w: list[list[float]]) -> np.ndarray:
+                   succ_w: list[list[float]], is_approach: np.ndarray) -> np.ndarray:
     """Per link, how well the detectors observe it (its class of model bias):
 
     - ``OBS_CAMERA``: a camera sees it and counts close its cell (inflow known, outflow
@@ -261,6 +262,8 @@ def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.nd
       ends at a stop-line loop;
     - ``OBS_STOPLINE``: no camera or entry loops; fed by the stop lines upstream and
       ending at its own (vehicles by Little's law from the stop-line count);
+    - ``OBS_ENTRY``: no camera; a road between unsignalised nodes closed by entry loops, its
+      outflow shared with other feeders of the next links or a queue possible between them;
     - ``OBS_WEAK``: the rest (nothing measures it, or a junction's outflow is shared among
       its approaches).
     """
@@ -279,6 +282,8 @@ def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.nd
             obs[k] = OBS_LOOPS
         elif not entry[k] and in_kind[k] == IN_RELEASED and out_kind[k] == OUT_STOPLINE:
             obs[k] = OBS_STOPLINE
+        elif entry[k] and out_kind[k] == OUT_NEXT_ENTRY and not is_approach[k]:
+            obs[k] = OBS_ENTRY
     for k in range(n):  # a merged link lives in the cell of the link before it
         for s in succ_g[k]:
             if out_kind[s] == OUT_MERGED:

@@ -15,7 +15,7 @@ def naive_kalman(cell, beta, p, u, uv, w, wv, z, zr, *, free_frac=None, free_sta
     ago, is still in the cell); the loss base b is the inflow u, blended towards the outflow w
     by ``exit_jam`` (0-1, how jammed the exit is; a free exit always uses u);
     P' = F P F^T + diag(process_var + uv + wv, sink_var). Measurement z of N (an interval mean,
-    shifted by half the predicted change), H = [1, 0]. The cell is kept within +-``cap``.
+    shifted by half the predicted change), H = [1, 0]. The cell is kept within +-``cap``, its variance within ``cap``^2.
     """
     a = 1.0 if free_frac is None else 1.0 - free_frac
     w_used = 0.0 if free_frac is not None else w
@@ -31,6 +31,9 @@ def naive_kalman(cell, beta, p, u, uv, w, wv, z, zr, *, free_frac=None, free_sta
         K = (P @ H.T / S)[:, 0]
         x = x + K * (zz - x[0])
         P = P - np.outer(K, H @ P)
+    if P[0, 0] > cap * cap:  # the uncertainty is bounded by the cell's storage too
+        f = cap / np.sqrt(P[0, 0])
+        P = np.array([[cap * cap, P[0, 1] * f], [P[1, 0] * f, P[1, 1]]])
     return min(max(x[0], -cap), cap), min(max(x[1], -0.5), 0.9), P
 
 

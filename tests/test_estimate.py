@@ -509,7 +509,8 @@ def test_degenerate_cell_cannot_run_away(t_junction_net) -> None:
     """A 1 m approach (SUMO has them at complex junctions) puts its entry loop at 0.38 m and
     its stop-line loop at 0 m. With the entry loop silent and imputed low, 5 vehicles per
     interval leave a cell that holds at most (1/7.5 + 1) x 4 lanes = 4.53: it may dip below
-    0, but not further than that (it ran to -153 vehicles on Ingolstadt7)."""
+    0, but not further than that (it ran to -153 vehicles on Ingolstadt7), and its variance,
+    unmeasured, stops at 4.53^2 (it reached 1302, half the network's)."""
     one = lambda x: np.array([x], dtype=np.float64)  # noqa: E731
     cell, beta = one(0.0), one(0.0)
     p00, p01, p11 = one(1.0), one(0.0), one(1e-4)
@@ -518,7 +519,9 @@ def test_degenerate_cell_cannot_run_away(t_junction_net) -> None:
             cell, beta, p00, p01, p11, one(0.0), one(1.0), one(5.0), one(0.5), one(np.nan),
             one(np.inf), one(0.0), np.array([0]), np.array([True]), one(0.38), one(0.0),
             one(13.9), one(4.0), 7.5, T, 0.3, 1e-4)
-    assert cell[0] == pytest.approx(-(1.0 / 7.5 + 1.0) * 4.0)
+    cap = (1.0 / 7.5 + 1.0) * 4.0
+    assert cell[0] == pytest.approx(-cap)
+    assert p00[0] == pytest.approx(cap**2)  # nor does its variance grow past what it holds
 
 
 def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None:
