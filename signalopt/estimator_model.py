@@ -263,7 +263,8 @@ def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.nd
     - ``OBS_STOPLINE``: no camera or entry loops; fed by the stop lines upstream and
       ending at its own (vehicles by Little's law from the stop-line count);
     - ``OBS_ENTRY``: no camera; a road between unsignalised nodes closed by entry loops, its
-      outflow shared with other feeders of the next links or a queue possible between them;
+      outflow shared with other feeders of the next links or a queue possible between them
+      (not one feeding an approach whose stop line nothing counts);
     - ``OBS_WEAK``: the rest (nothing measures it, or a junction's outflow is shared among
       its approaches).
     """
@@ -282,7 +283,8 @@ def _observability(entry: list[list[int]], zone: list[list[int]], in_kind: np.nd
             obs[k] = OBS_LOOPS
         elif not entry[k] and in_kind[k] == IN_RELEASED and out_kind[k] == OUT_STOPLINE:
             obs[k] = OBS_STOPLINE
-        elif entry[k] and out_kind[k] == OUT_NEXT_ENTRY and not is_approach[k]:
+        elif (entry[k] and out_kind[k] == OUT_NEXT_ENTRY and not is_approach[k]
+              and not any(is_approach[s] and out_kind[s] != OUT_STOPLINE for s in succ_g[k])):
             obs[k] = OBS_ENTRY
     for k in range(n):  # a merged link lives in the cell of the link before it
         for s in succ_g[k]:
