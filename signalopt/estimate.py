@@ -525,12 +525,20 @@ def _length_hist(hist: np.ndarray, model: EstimatorModel, qa: QAResult,
     vehicles crossed at free speed, occupancy x interval x speed / count (a vehicle covers a
     point for its length over its speed; queues and turning starts are slower)."""
     p = params
-    ok = ((model.det.kind == KIND_ENTRY) & (qa.flags == 0) & (qa.count > 0)
-          & (qa.speed >= p.free_speed_ms))
-    length = qa.occupancy[ok] / 100.0 * p.interval_s * qa.speed[ok] / qa.count[ok]
-    k = np.clip(np.rint((length - LENGTH_MIN_M) / LENGTH_STEP_M), 0, LENGTH_BINS - 1)
-    return (hist * np.exp(-p.interval_s / p.length_memory_s)
-            + np.bincount(k.astype(np.int64), minlength=LENGTH_BINS))
+    return _length_hist_kernel(hist, np.exp(-p.interval_s / p.length_memory_s), model.in_det,
+                               qa.flags, qa.count, qa.occupancy, qa.speed, p.interval_s,
+                               p.free_speed_ms)
+
+
+@njit(cache=True)
+def _length_hist_kernel(hist, decay, entry_det, flags, count, occ, speed, T, v_free):
+    out = hist * decay
+    for d in entry_det:
+        if flags[d] == 0 and count[d] > 0 and speed[d] >= v_free:  # NaN speed: no sample
+            length = occ[d] / 100.0 * T * speed[d] / count[d]
+            k = round((length - LENGTH_MIN_M) / LENGTH_STEP_M)
+            out[min(max(k, 0), LENGTH_BINS - 1)] += 1.0
+    return out
 
 
 def vehicle_length(hist: np.ndarray) -> float:
@@ -554,18 +562,34 @@ def split_weights(model: EstimatorModel, flow_avg: np.ndarray) -> np.ndarray:
     link with others takes what it brought, not an equal share). The static equal share
     where a flow is not counted or none came yet."""
     m = model
-    src = np.repeat(np.arange(m.succ_indptr.shape[0] - 1), np.diff(m.succ_indptr))
-    into_succ = np.bincount(src, weights=flow_avg[m.succ], minlength=m.succ_indptr.shape[0] - 1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        share = np.minimum(flow_avg[src] / into_succ[src], 1.0)
-    ok = ((m.out_kind[src] == OUT_NEXT_ENTRY) & (m.succ_w < 1.0) & (into_succ[src] > 1e-6)
-          & np.isfinite(share))
-    return np.where(ok, share, m.succ_w)
+    return _split_weights_kernel(flow_avg, m.succ_indptr, m.succ, m.succ_w, m.out_kind)
 
 
-def _smooth(avg: np.ndarray, x: np.ndarray, a: float) -> np.ndarray:
+@njit(cache=True)
+def _split_weights_kernel(flow_avg, succ_indptr, succ, succ_w, out_kind):
+    w = succ_w.copy()
+    for l in range(succ_indptr.shape[0] - 1):  # noqa: E741
+        if out_kind[l] != 1:  # OUT_NEXT_ENTRY
+            continue
+        into = 0.0
+        for j in range(succ_indptr[l], succ_indptr[l + 1]):
+            into += flow_avg[succ[j]]
+        if not into > 1e-6 or flow_avg[l] != flow_avg[l]:  # NaN: a flow nobody counts
+            continue
+        for j in range(succ_indptr[l], succ_indptr[l + 1]):
+            if succ_w[j] < 1.0:  # only a count shared with other feeders
+                w[j] = min(flow_avg[l] / into, 1.0)
+    return w
+
+
+@njit(cache=True)
+def _smooth(avg, x, a):
     """Exponential average that skips a missing (NaN) value; a NaN average stays NaN."""
-    return np.where(np.isnan(x), avg, (1.0 - a) * avg + a * x)
+    out = avg.copy()
+    for i in range(avg.shape[0]):
+        if x[i] == x[i]:
+            out[i] = (1.0 - a) * avg[i] + a * x[i]
+    return out
 
 
 def _loop_cell_rel(model: EstimatorModel, params: EstimatorParams) -> np.ndarray:
