@@ -30,6 +30,7 @@ NO_DATA, STUCK, CHATTER, INCONSISTENT, IMPLAUSIBLE = 1, 2, 4, 8, 16
 FLAG_NAMES = {NO_DATA: "no_data", STUCK: "stuck", CHATTER: "chatter",
               INCONSISTENT: "inconsistent", IMPLAUSIBLE: "implausible"}
 KIND_ENTRY, KIND_STOPLINE, KIND_ZONE = 0, 1, 2
+QUEUE_REACH_M = 30.0  # loops of one lane this close share the stop line's standing queue
 # how a value was imputed (source code per detector per interval)
 SRC_MEASURED, SRC_PARTNER, SRC_SIBLINGS, SRC_HISTORY, SRC_UPSTREAM = 0, 1, 2, 3, 4
 
@@ -53,6 +54,7 @@ class DetectorModel(NamedTuple):
     group_det: np.ndarray
     speed_limit: np.ndarray  # (n_det,) speed limit of its link, m/s
     covers: np.ndarray  # (n_det,) for a zone, the stop-line loop inside it on its lane, else -1
+    near: np.ndarray  # (n_det,) bool: its partner loop is within QUEUE_REACH_M (shares its queue)
 
 
 class QAState(NamedTuple):
@@ -104,6 +106,7 @@ def detector_model(net: CompiledNetwork) -> DetectorModel:
         kind=np.ascontiguousarray(net.det_kind, dtype=np.int64), partner=partner,
         group=group.astype(np.int64), group_indptr=indptr, group_det=order.astype(np.int64),
         speed_limit=np.ascontiguousarray(speed, dtype=np.float64), covers=covers,
+        near=(partner >= 0) & (np.abs(net.det_pos - net.det_pos[partner]) <= QUEUE_REACH_M),
     )
 
 
@@ -245,7 +248,7 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist):
 
 @njit(cache=True)
 def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, vmax, covers,
-             last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
+             near, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
              stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
     n = count.shape[0]
@@ -286,13 +289,13 @@ def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, gr
             if new_zero[d] >= stuck_zero_zone_n:
                 flags[d] |= STUCK
     ok = flags == 0
-    return _impute(count, occ, speed, expected, kind, partner, group, group_indptr, group_det,
-                   flags, ok, new_run, new_zero, hist_c, hist_o, w)
+    return _impute(count, occ, speed, expected, kind, partner, near, group, group_indptr,
+                   group_det, flags, ok, new_run, new_zero, hist_c, hist_o, w)
 
 
 @njit(cache=True)
-def _impute(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, flags, ok,
-            new_run, new_zero, hist_c, hist_o, w):
+def _impute(count, occ, speed, expected, kind, partner, near, group, group_indptr, group_det,
+            flags, ok, new_run, new_zero, hist_c, hist_o, w):
     """Replace flagged values from partner, same-kind siblings, upstream conservation or
     history; update history."""
     n = count.shape[0]
@@ -311,9 +314,15 @@ def _impute(count, occ, speed, expected, kind, partner, group, group_indptr, gro
         h_o = hist_o[d] if hist_o[d] == hist_o[d] else 0.0
         if p >= 0 and ok[p]:
             # the partner's count (same lane, little storage between them); a stop line's
-            # occupancy is mostly standing queue, which the entry loop upstream rarely sees
+            # occupancy is mostly standing queue, which an entry loop far upstream rarely
+            # sees (one within QUEUE_REACH_M shares it)
             c_out[d], src[d] = count[p], SRC_PARTNER
-            o_out[d] = h_o if kind[d] == KIND_STOPLINE else occ[p]
+            if kind[d] == KIND_STOPLINE:
+                o_out[d] = h_o
+            elif near[d] or not (h_c > 0.0 and hist_o[d] == hist_o[d]):
+                o_out[d] = occ[p]  # a stop line's queue that reaches it (or no history)
+            else:  # far upstream: its own occupancy per vehicle, at the partner's count
+                o_out[d] = min(h_o / h_c * count[p], 100.0)
             var[d] = 1.0 + 0.09 * count[p] * count[p]
         elif sib_c == sib_c:
             c_out[d], src[d] = sib_c, SRC_SIBLINGS

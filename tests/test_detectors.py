@@ -95,6 +95,25 @@ def test_stuck_value_flagged_after_run(t_junction_net) -> None:
     assert res.source[9, d] == SRC_HISTORY  # no partner, no sibling: own history
 
 
+def test_entry_loop_far_from_its_stop_line_keeps_its_own_occupancy(t_junction_net) -> None:
+    """WJ's entry loop (10 m) is 88 m upstream of its stop-line loop, beyond the queue a
+    stop line shares (QUEUE_REACH_M). It read 4 vehicles at 8 % (2 % per vehicle) while the
+    stop line, with its standing queue, read 6 at 50 %. Silent, it takes the stop line's 6
+    vehicles at its own 2 % each: 12 %, not 50 % (which filled a 160 m unseen stretch of a
+    grid4x4 link at queue density: 3.6 vehicles against 0.9)."""
+    net = t_junction_net
+    count, occ = _varying(4, net.n_detectors)
+    d_in, d_stop = net.det_index["WJ_0_in"], net.det_index["WJ_0_stop"]
+    count[:, d_in], occ[:, d_in] = 4.0, 8.0
+    count[:, d_stop], occ[:, d_stop] = 6.0, 50.0
+    count[3, d_in] = occ[3, d_in] = np.nan
+    model = detector_model(net)
+    assert not model.near[d_in]
+    res, _ = run_qa(_frame(net, count, occ), model, interval_s=T)
+    assert res.source[3, d_in] == SRC_PARTNER
+    assert (res.count[3, d_in], res.occupancy[3, d_in]) == pytest.approx((6.0, 12.0))
+
+
 def test_stuck_at_zero_while_partner_counts(t_junction_net) -> None:
     """SJ's stop-line loop counts nobody while the entry loop on its lane counts 4-8 cars an
     interval; the 12 m between them hold a few at most, so once the entry loop has counted
@@ -192,7 +211,8 @@ def test_failed_detector_history_follows_its_kind() -> None:
     ok = np.array([True, False])
     out = _impute(f64(14.0, np.nan), f64(10.0, np.nan), f64(10.0, np.nan), f64(np.nan, np.nan),
                   i64(0, 0),
-                  i64(-1, -1), i64(0, 1), i64(0, 1, 2), i64(0, 1), np.array([0, 1], np.uint8),
+                  i64(-1, -1), np.zeros(2, dtype=np.bool_), i64(0, 1), i64(0, 1, 2), i64(0, 1),
+                  np.array([0, 1], np.uint8),
                   ok, i64(0, 0), i64(0, 0), f64(4.0, 6.0), f64(5.0, 5.0), 0.5)
     assert out[5][1] == SRC_HISTORY and out[1][1] == pytest.approx(6.0)  # imputed from history
     assert out[10][0] == pytest.approx(9.0)
