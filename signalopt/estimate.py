@@ -41,7 +41,6 @@ from numba import njit
 
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import (
-    KIND_ENTRY,
     DetectorFrame,
     QAResult,
     QAState,

@@ -53,7 +53,6 @@ class EstimatorModel(NamedTuple):
     succ_indptr: np.ndarray  # CSR link -> successor links (for OUT_NEXT_ENTRY)
     succ: np.ndarray
     succ_w: np.ndarray  # static share of each successor's entry count (1 / its feeders)
-    succ_split: np.ndarray  # prior share of the link's outflow going to each successor
     out_succ: np.ndarray  # succ index of each out_det entry (-1: the link's own stop line)
     zone_indptr: np.ndarray  # CSR link -> zone detectors on it
     zone_det: np.ndarray
@@ -176,7 +175,6 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         out_wsum=np.array([sum(g) for g in out_w], dtype=np.float64),
         succ_indptr=ii(succ_g)[0], succ=ii(succ_g)[1],
         succ_w=np.array([w for g in succ_w for w in g], dtype=np.float64),
-        succ_split=np.array([1.0 / len(g) for g in succ_g for _ in g], dtype=np.float64),
         out_succ=_out_succ(out_kind, out_g, succ_g, entry, ii(succ_g)[0]),
         zone_indptr=ii(zone)[0], zone_det=ii(zone)[1], zone_start=z_start, zone_end=z_end,
         lane_link=np.array([a for a, _ in lanes], dtype=np.int64),
