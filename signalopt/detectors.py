@@ -241,8 +241,10 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist):
             n_ok += 1
     if n_ok == 0:
         return np.nan
-    if share_d < 0.0 or share_ok <= 0.0:  # no history yet: equal shares
+    if share_d < 0.0:  # no history of its own yet: equal shares
         return tot / n_ok
+    if share_ok <= 0.0:  # the healthy ones never carried anyone: they say nothing of it
+        return np.nan
     return tot * share_d / share_ok
 
 

@@ -202,6 +202,20 @@ def test_sibling_imputation_uses_historical_share(t_junction_net) -> None:
     assert res.occupancy[11, z1] == pytest.approx(20.0, rel=0.01)
 
 
+def test_siblings_that_never_carry_anyone_say_nothing() -> None:
+    """A two-lane link whose lane 0 nobody uses (its entry loop's history is 0) and lane 1
+    carries 4 per interval. Lane 1's loop goes silent: scaling lane 0's count (0) by the
+    lanes' history ratio is undefined, and "equal shares" imputed 0, draining the link
+    (an Ingolstadt21 road read 0 vehicles against 2.8). It falls back to its own history."""
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    out = _impute(f64(0.0, np.nan), f64(0.0, np.nan), f64(np.nan, np.nan), f64(np.nan, np.nan),
+                  i64(0, 0), i64(-1, -1), np.zeros(2, dtype=np.bool_), i64(0, 0), i64(0, 2),
+                  i64(0, 1), np.array([0, 1], np.uint8), np.array([True, False]), i64(0, 0),
+                  i64(0, 0), f64(0.0, 4.0), f64(0.0, 8.0), 0.5)
+    assert out[5][1] == SRC_HISTORY and out[1][1] == pytest.approx(4.0)
+
+
 def test_failed_detector_history_follows_its_kind() -> None:
     """Two entry loops with histories 4 and 6; loop 1 goes silent while loop 0 reads 14.
     With EWMA weight 0.5 loop 0's history moves 4 -> 9 (x 2.25), the only healthy one of its
