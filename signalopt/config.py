@@ -26,7 +26,7 @@ class QAParams(_Params):
     stuck_zero_vehicles: float = Field(
         default=10.0, gt=0,
         description="a loop counting nobody while the other loop on its lane counts this many"
-                    " vehicles = stuck at zero (the stretch between them holds a few at most)")
+                    " vehicles more than the lane between them holds at jam = stuck at zero")
     stuck_zero_zone_vehicles: float = Field(
         default=4.0, gt=0,
         description="a camera zone counting nobody while the stop-line loop inside it counts"
