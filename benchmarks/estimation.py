@@ -343,8 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(sc, d, s, duration if sc == PILOT else None)
             for sc in (x.strip() for x in args.scenarios.split(",") if x.strip())
             for d in (PILOT_DEMANDS if sc == PILOT else ("default",)) for s in seeds]
+    from signalopt.errors import ScenarioError
+
     for sc in {r[0] for r in runs}:
-        pilot_network("all", sc)  # an unknown scenario fails here, before any simulation
+        try:
+            pilot_network("all", sc)  # an unknown scenario fails here, before any simulation
+        except ScenarioError as exc:
+            ap.error(str(exc))
     with ProcessPoolExecutor(args.jobs) as pool:  # one SUMO per process
         scenarios, demands, seeds_, spans = zip(*runs, strict=True)
         list(pool.map(simulate_cached, demands, seeds_, spans, [args.controller] * len(runs),
