@@ -33,6 +33,7 @@ import pandas as pd
 
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import DetectorFrame, build_frame
+from signalopt.errors import ScenarioError
 from signalopt.estimate import (
     Estimate,
     EstimatorModel,
@@ -343,8 +344,6 @@ def main(argv: list[str] | None = None) -> int:
     runs = [(sc, d, s, duration if sc == PILOT else None)
             for sc in (x.strip() for x in args.scenarios.split(",") if x.strip())
             for d in (PILOT_DEMANDS if sc == PILOT else ("default",)) for s in seeds]
-    from signalopt.errors import ScenarioError
-
     for sc in {r[0] for r in runs}:
         try:
             pilot_network("all", sc)  # an unknown scenario fails here, before any simulation
