@@ -513,9 +513,15 @@ LENGTH_MIN_M, LENGTH_STEP_M, LENGTH_BINS = 1.0, 0.05, 481  # bins centred on 1.0
 def _length_prior(params: EstimatorParams) -> np.ndarray:
     """The length histogram before any data: ``length_prior_n`` samples at the prior."""
     hist = np.zeros(LENGTH_BINS)
-    k = round((params.vehicle_length_m - LENGTH_MIN_M) / LENGTH_STEP_M)
-    hist[min(max(k, 0), LENGTH_BINS - 1)] = params.length_prior_n
+    hist[_length_bin(params.vehicle_length_m)] = params.length_prior_n
     return hist
+
+
+@njit(cache=True)
+def _length_bin(length):
+    """Histogram bin of a vehicle length (clamped to the histogram's range)."""
+    k = round((length - LENGTH_MIN_M) / LENGTH_STEP_M)
+    return min(max(k, 0), LENGTH_BINS - 1)
 
 
 def _length_hist(hist: np.ndarray, model: EstimatorModel, qa: QAResult,
@@ -534,9 +540,7 @@ def _length_hist_kernel(hist, decay, entry_det, flags, count, occ, speed, T, v_f
     out = hist * decay
     for d in entry_det:
         if flags[d] == 0 and count[d] > 0 and speed[d] >= v_free:  # NaN speed: no sample
-            length = occ[d] / 100.0 * T * speed[d] / count[d]
-            k = round((length - LENGTH_MIN_M) / LENGTH_STEP_M)
-            out[min(max(k, 0), LENGTH_BINS - 1)] += 1.0
+            out[_length_bin(occ[d] / 100.0 * T * speed[d] / count[d])] += 1.0
     return out
 
 
