@@ -24,7 +24,7 @@ from numba import njit
 from signalopt.config import QAParams
 from signalopt.errors import CountsError
 from signalopt.io.counts import CountsTable
-from signalopt.network import CompiledNetwork
+from signalopt.network import JAM_SPACING_M, CompiledNetwork
 
 NO_DATA, STUCK, CHATTER, INCONSISTENT, IMPLAUSIBLE = 1, 2, 4, 8, 16
 FLAG_NAMES = {NO_DATA: "no_data", STUCK: "stuck", CHATTER: "chatter",
@@ -55,6 +55,7 @@ class DetectorModel(NamedTuple):
     speed_limit: np.ndarray  # (n_det,) speed limit of its link, m/s
     covers: np.ndarray  # (n_det,) for a zone, the stop-line loop inside it on its lane, else -1
     near: np.ndarray  # (n_det,) bool: its partner loop is within QUEUE_REACH_M (shares its queue)
+    holds: np.ndarray  # (n_det,) vehicles the lane between it and its partner loop holds at jam
 
 
 class QAState(NamedTuple):
@@ -97,6 +98,7 @@ def detector_model(net: CompiledNetwork) -> DetectorModel:
     indptr = np.zeros(len(uniq) + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(group, minlength=len(uniq)))
     speed = net.link_speed[net.det_link] if n else np.zeros(0)
+    gap = np.where(partner >= 0, np.abs(net.det_pos - net.det_pos[partner]), 0.0)
     covers = np.full(n, -1, dtype=np.int64)
     for d in np.flatnonzero(net.det_kind == KIND_ZONE):
         s = loops.get((int(net.det_link[d]), int(net.det_lane[d]), KIND_STOPLINE), -1)
@@ -106,7 +108,7 @@ def detector_model(net: CompiledNetwork) -> DetectorModel:
         kind=np.ascontiguousarray(net.det_kind, dtype=np.int64), partner=partner,
         group=group.astype(np.int64), group_indptr=indptr, group_det=order.astype(np.int64),
         speed_limit=np.ascontiguousarray(speed, dtype=np.float64), covers=covers,
-        near=(partner >= 0) & (np.abs(net.det_pos - net.det_pos[partner]) <= QUEUE_REACH_M),
+        near=(partner >= 0) & (gap <= QUEUE_REACH_M), holds=gap / JAM_SPACING_M,
     )
 
 
@@ -250,7 +252,7 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist):
 
 @njit(cache=True)
 def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, vmax, covers,
-             near, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
+             near, holds, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
              stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
     n = count.shape[0]
@@ -272,7 +274,8 @@ def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, gr
             continue
         if p >= 0 and ok[p]:
             ref = count[p]
-            if count[d] >= chatter_min and count[d] > chatter_ratio * ref + 3.0:
+            # more than the lane between them could have stored or released
+            if count[d] >= chatter_min and count[d] > chatter_ratio * ref + 3.0 + holds[d]:
                 flags[d] |= CHATTER
         elif p < 0 and expected[d] == expected[d]:
             ref = expected[d]  # no partner loop: what upstream released towards it
@@ -280,7 +283,9 @@ def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, gr
             continue
         if count[d] == 0:
             new_zero[d] += ref
-            if new_zero[d] >= stuck_zero_n:
+            # beyond what the lane between them can hold (a queue filling a long link is
+            # not a stuck stop-line loop)
+            if new_zero[d] >= stuck_zero_n + holds[d]:
                 flags[d] |= STUCK
     for d in range(n):  # a camera that sees nobody while the loop inside its view counts cars
         s = covers[d]

@@ -116,24 +116,40 @@ def test_entry_loop_far_from_its_stop_line_keeps_its_own_occupancy(t_junction_ne
 
 def test_stuck_at_zero_while_partner_counts(t_junction_net) -> None:
     """SJ's stop-line loop counts nobody while the entry loop on its lane counts 4-8 cars an
-    interval; the 12 m between them hold a few at most, so once the entry loop has counted
-    ``stuck_zero_vehicles`` (10) the stop line is stuck."""
+    interval. The 88 m between them hold 88 / 7.5 = 11.7 cars in a queue, so once the entry
+    loop has counted ``stuck_zero_vehicles`` (10) more than that, the stop line is stuck."""
     net = t_junction_net
     count, occ = _varying(10, net.n_detectors)
     d = net.det_index["SJ_0_stop"]
     count[:, d], occ[:, d] = 0.0, 0.0
-    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    model = detector_model(net)
+    assert model.holds[d] == pytest.approx(88.0 / 7.5)
+    res, _ = run_qa(_frame(net, count, occ), model, interval_s=T)
     seen = np.cumsum(count[:, net.det_index["SJ_0_in"]])
-    assert ((res.flags[:, d] & STUCK) > 0).tolist() == (seen >= 10).tolist()
-    assert (seen >= 10).sum() >= 7  # flagged from the second or third interval on
+    assert ((res.flags[:, d] & STUCK) > 0).tolist() == (seen >= 10 + 88 / 7.5).tolist()
+    assert (seen >= 10 + 88 / 7.5).sum() >= 5  # flagged from the fourth or fifth interval on
+
+
+def test_a_queue_filling_a_long_link_is_not_a_stuck_stop_line(t_junction_net) -> None:
+    """Spillback on arterial4x4: vehicles keep entering SJ (3 an interval) while none leave.
+    Until more have entered than the 88 m between the loops can hold (11.7 + 10) the silent
+    stop line is not called stuck (it was after 10: 3.6 % of a healthy hour flagged)."""
+    net = t_junction_net
+    count, occ = _varying(8, net.n_detectors)
+    d, p = net.det_index["SJ_0_stop"], net.det_index["SJ_0_in"]
+    count[:, p], count[:, d], occ[:, d] = 3.0, 0.0, 100.0
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    assert not (res.flags[:7, d] & STUCK).any()  # 21 cars: a queue, not a fault
+    assert res.flags[7, d] & STUCK  # 24 > 21.7
 
 
 def test_stuck_at_zero_evidence_adds_up_in_light_traffic(t_junction_net) -> None:
     """Light traffic: the entry loop counts 1 car an interval, never 2. The evidence against
-    the silent stop line adds up over quiet intervals (flagged at the 10th car) and starts
-    again when it counts a car (interval 5); its suspect zeros stay out of its history."""
+    the silent stop line adds up over quiet intervals (flagged at the 22nd car: 10 beyond the
+    11.7 the 88 m between the loops hold) and starts again when it counts a car (interval 5);
+    its suspect zeros stay out of its history."""
     net = t_junction_net
-    count, occ = _varying(18, net.n_detectors)
+    count, occ = _varying(30, net.n_detectors)
     d, p = net.det_index["SJ_0_stop"], net.det_index["SJ_0_in"]
     count[:, p] = 1.0
     count[:, d] = 0.0
@@ -141,7 +157,7 @@ def test_stuck_at_zero_evidence_adds_up_in_light_traffic(t_junction_net) -> None
     occ[:, d] = np.where(count[:, d] > 0, 3.0, 0.0)
     res, state = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
     flagged = ((res.flags[:, d] & STUCK) > 0).tolist()
-    assert flagged == [False] * 15 + [True] * 3  # 10 cars after the restart at interval 5
+    assert flagged == [False] * 27 + [True] * 3  # 22 cars (10 + 11.7 held) after the restart
     assert state.hist_count[d] == pytest.approx(1.0, rel=0.2)  # the one car, not decayed
 
 
@@ -159,11 +175,13 @@ def test_blind_camera_flagged_while_its_stop_loop_counts(t_junction_net) -> None
 
 
 def test_chatter_against_partner(t_junction_net) -> None:
+    """21 at the entry loop against 2 at the stop line: more than 2.5 x 2 + 3, plus the
+    11.7 cars the 88 m between them could have stored."""
     net = t_junction_net
     count, occ = _varying(3, net.n_detectors)
     d = net.det_index["WJ_1_in"]
-    count[1, d], count[1, net.det_index["WJ_1_stop"]] = 24.0, 4.0  # 24 vs 4 at the stop line
-    occ[1, d] = 24 * 100 * 5 / (10 * T)
+    count[1, d], count[1, net.det_index["WJ_1_stop"]] = 21.0, 2.0  # 21 vs 2 at the stop line
+    occ[1, d] = 21 * 100 * 5 / (10 * T)
     res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
     assert res.flags[1, d] & CHATTER
     assert res.count[1, d] == count[1, net.det_index["WJ_1_stop"]]
