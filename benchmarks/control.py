@@ -7,6 +7,11 @@ prints one table per scenario and writes ``control.md``, ``control.csv`` (one ro
     python benchmarks/control.py --cases pilot128:peak,pilot128:peak_ramp,pilot128:offpeak \\
         --seeds 42,43,44 --out results/control
     python benchmarks/control.py --cases grid4x4,arterial4x4,cologne8,ingolstadt21 --seeds 42
+
+``--paired BEFORE AFTER`` compares two sets of result folders (comma-separated) run on the same
+seeds, e.g. before and after an engine change, seed by seed (``paired.md``/``paired.csv``):
+
+    python benchmarks/control.py --paired results/a1,results/a2 results/b1,results/b2 --out results/ab
 """
 
 from __future__ import annotations
@@ -17,7 +22,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from sim.compare import markdown_table, plan_tasks, run_compare, summarize_runs
+from sim.compare import (
+    markdown_table,
+    paired_change,
+    paired_markdown,
+    plan_tasks,
+    run_compare,
+    summarize_runs,
+)
 from sim.detectors import DETECTOR_LAYOUTS, named_layout
 
 CONTROLLERS = "fixed,actuated,maxpressure,signalopt"
@@ -40,13 +52,22 @@ def plan_change_stats(runs_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def tables_from(dirs: list[Path]) -> str:
-    """Re-tabulate earlier runs (their control.csv), e.g. baselines and a re-run of signalopt
-    after an engine change: runs of the same case are pooled, later folders win per key."""
+def _runs(dirs: list[Path]) -> pd.DataFrame:
+    """The runs recorded in these result folders' control.csv (later folders win per key)."""
+    missing = [str(d) for d in dirs if not (d / "control.csv").exists()]
+    if missing:
+        raise SystemExit(f"no control.csv in {', '.join(missing)}")
     runs = pd.concat([pd.read_csv(d / "control.csv", keep_default_na=False) for d in dirs],
                      ignore_index=True).drop_duplicates("key", keep="last")
     for col in ("mean_delay_s", "mean_travel_time_s", "throughput_veh_h", "teleports", "not_inserted"):
         runs[col] = pd.to_numeric(runs[col])
+    return runs
+
+
+def tables_from(dirs: list[Path]) -> str:
+    """Re-tabulate earlier runs (their control.csv), e.g. baselines and a re-run of signalopt
+    after an engine change: runs of the same case are pooled, later folders win per key."""
+    runs = _runs(dirs)
     out = []
     for case, g in runs.groupby("case", sort=False):
         seeds = ",".join(str(x) for x in sorted(set(g["seed"])))
@@ -57,6 +78,8 @@ def tables_from(dirs: list[Path]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tables", type=Path, nargs="+", help="only re-tabulate these result folders")
+    ap.add_argument("--paired", nargs=2, metavar=("BEFORE", "AFTER"),
+                    help="compare two sets of result folders (comma-separated), seed by seed")
     ap.add_argument("--cases", default="pilot128:peak", help="scenario[:demand],...")
     ap.add_argument("--controllers", default=CONTROLLERS)
     ap.add_argument("--seeds", default="42,43,44")
@@ -71,6 +94,16 @@ def main() -> None:
     layout = named_layout(args.detectors)
     if args.tables:
         print(tables_from(args.tables))
+        return
+    if args.paired:
+        before, after = ([Path(p) for p in side.split(",")] for side in args.paired)
+        table = paired_change(_runs(before), _runs(after))
+        md = (f"# Paired change in mean delay\n\nbefore: {args.paired[0]}\nafter: {args.paired[1]}"
+              f"\n\n{paired_markdown(table)}\n")
+        print(md)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "paired.md").write_text(md)
+        table.to_csv(args.out / "paired.csv", index=False)
         return
     seeds = [int(s) for s in args.seeds.split(",")]
     controllers = args.controllers.split(",")

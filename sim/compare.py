@@ -139,3 +139,47 @@ def run_compare(
     if len(summary):
         plot_summary(summary, out / "compare.png", title=title)
     return runs, summary
+
+
+def paired_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """Per (case, controller): the change in mean delay between two sets of runs of the same
+    seeds (e.g. before and after an engine change), paired seed by seed.
+
+    Closed-loop delay moves a few per cent with any perturbation of the plans, so a change is
+    judged against the spread of its per-seed differences: mean, standard error and a 95 %
+    t interval, and how many seeds got worse or better (by more than 0.05 s/veh).
+    """
+    from scipy import stats  # noqa: PLC0415
+
+    keys = ["case", "controller", "seed"]
+    cols = [*keys, "mean_delay_s"]
+    ok_b, ok_a = (d[d["error"].fillna("") == ""][cols] for d in (before, after))
+    pairs = ok_b.merge(ok_a, on=keys, suffixes=("_before", "_after"))
+    if pairs.empty:
+        msg = "no (case, controller, seed) was run successfully in both sets"
+        raise ValueError(msg)
+    rows = []
+    for (case, ctrl), g in pairs.groupby(["case", "controller"], sort=False):
+        diff = (g["mean_delay_s_after"] - g["mean_delay_s_before"]).to_numpy()
+        n = len(diff)
+        se = float(diff.std(ddof=1) / n**0.5) if n > 1 else float("nan")
+        half = float(stats.t.ppf(0.975, n - 1) * se) if n > 1 else float("nan")
+        base = float(g["mean_delay_s_before"].mean())
+        rows.append({"case": case, "controller": ctrl, "seeds": n, "before_s": base,
+                     "after_s": float(g["mean_delay_s_after"].mean()), "change_s": float(diff.mean()),
+                     "se_s": se, "ci95_lo_s": float(diff.mean()) - half,
+                     "ci95_hi_s": float(diff.mean()) + half,
+                     "change_pct": 100 * float(diff.mean()) / base if base else float("nan"),
+                     "worse": int((diff > 0.05).sum()), "better": int((diff < -0.05).sum())})
+    return pd.DataFrame(rows)
+
+
+def paired_markdown(table: pd.DataFrame) -> str:
+    """``paired_change`` as a markdown table."""
+    lines = ["| case | controller | seeds | before s/veh | after s/veh | change [95 % CI] | change % | seeds worse / better |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        lines.append(f"| {r.case} | {r.controller} | {r.seeds} | {r.before_s:.1f} | {r.after_s:.1f} | "
+                     f"{r.change_s:+.2f} [{r.ci95_lo_s:+.2f}, {r.ci95_hi_s:+.2f}] | "
+                     f"{r.change_pct:+.1f} % | {r.worse} / {r.better} |")
+    return "\n".join(lines)
