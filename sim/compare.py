@@ -176,8 +176,8 @@ def paired_change(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
 
 def paired_markdown(table: pd.DataFrame) -> str:
     """``paired_change`` as a markdown table."""
-    lines = ["| case | controller | seeds | before s/veh | after s/veh | change [95 % CI] | change % | seeds worse / better |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| case | controller | seeds | before s/veh | after s/veh | change [95 % CI] | change % "
+             "| seeds worse / better |", "|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         lines.append(f"| {r.case} | {r.controller} | {r.seeds} | {r.before_s:.1f} | {r.after_s:.1f} | "
                      f"{r.change_s:+.2f} [{r.ci95_lo_s:+.2f}, {r.ci95_hi_s:+.2f}] | "
