@@ -809,6 +809,10 @@ def _expected_entry_kernel(flow, fed, hist, in_indptr, in_det, n_det):
             h = hist[in_det[j]]
             known = known and h == h
             tot += h if h == h else 0.0
+        if not known and hi - lo > 1:
+            # which lanes the flow takes is unknown until every loop has a history (a lane
+            # nobody uses must not be called stuck for counting nobody)
+            continue
         for j in range(lo, hi):
             share = hist[in_det[j]] / tot if known and tot > 0.0 else 1.0 / (hi - lo)
             out[in_det[j]] = flow[link] * share
