@@ -51,6 +51,8 @@ LAYOUTS = DETECTOR_LAYOUTS  # detector kinds a site may have; "all" is the issue
 TARGETS = {"network_mape_%": 3.0, "link_wmape_%": 15.0, "queue_mae_veh": 2.0, "turn_mae": 0.05}
 # not a target: link WMAPE over road segments (see ``road_segments``), reported next to it
 EXTRA = ("segment_wmape_%",)
+# QA's flags against the detectors the benchmark failed (``score_qa``)
+QA_COLS = ("qa_false_alarm_%", "qa_precision_%", "qa_recall_%", "qa_delay_scans")
 
 
 # Bumped whenever the harness's detector readings change, so stale cached runs are not reused
@@ -104,17 +106,52 @@ def pilot_network(layout: str = "all", scenario: str = PILOT) -> CompiledNetwork
 
 def fail_detectors(frame: DetectorFrame, fraction: float, seed: int) -> DetectorFrame:
     """Fail ``fraction`` of detectors from a random time in the first half: stuck or silent."""
+    return _fail(frame, fraction, seed)[0]
+
+
+def _fail(frame: DetectorFrame, fraction: float, seed: int) -> tuple[DetectorFrame, np.ndarray]:
+    """``fail_detectors`` and each detector's first failed interval (-1: healthy)."""
     rng = np.random.default_rng(seed)
     count, occ, speed = frame.count.copy(), frame.occupancy.copy(), frame.speed.copy()
     n_t, n_det = count.shape
+    onset = np.full(n_det, -1, dtype=np.int64)
     failed = rng.choice(n_det, size=int(round(fraction * n_det)), replace=False)
     for d in failed:
         t0 = int(rng.integers(0, max(1, n_t // 2)))
+        onset[d] = t0
         if rng.random() < 0.5:  # stuck: the value at t0 repeats forever
             count[t0:, d], occ[t0:, d], speed[t0:, d] = count[t0, d], occ[t0, d], speed[t0, d]
         else:  # silent: no rows any more
             count[t0:, d] = occ[t0:, d] = speed[t0:, d] = np.nan
-    return DetectorFrame(frame.times, count, occ, speed)
+    return DetectorFrame(frame.times, count, occ, speed), onset
+
+
+def score_qa(ests: list[Estimate], onset: np.ndarray, times: np.ndarray,
+             params: EstimatorParams) -> dict[str, float]:
+    """How well QA's flags (OR over each scan) find the detectors that failed.
+
+    A detector-scan counts as failed if the failure began before the scan, as healthy if it
+    had not begun by its end (the scan it began in is not scored). False alarms: flagged
+    healthy detector-scans among all healthy ones; precision: failed among flagged; recall:
+    flagged among failed; delay: scans from a failure's first whole scan to its first flag
+    (median over the failed detectors ever flagged).
+    """
+    onset_t = np.where(onset >= 0, times[np.maximum(onset, 0)], np.inf)
+    fp = tp = n_ok = n_bad = 0
+    first_bad, first_flag = np.full(onset.shape[0], np.nan), np.full(onset.shape[0], np.nan)
+    for k, e in enumerate(ests):
+        bad, ok = onset_t <= e.t - params.scan_s, onset_t >= e.t
+        flag = e.detector_flags != 0
+        fp, n_ok = fp + int((flag & ok).sum()), n_ok + int(ok.sum())
+        tp, n_bad = tp + int((flag & bad).sum()), n_bad + int(bad.sum())
+        first_bad[bad & np.isnan(first_bad)] = k
+        first_flag[flag & bad & np.isnan(first_flag)] = k
+    delay = first_flag - first_bad
+    nan = float("nan")
+    return {"qa_false_alarm_%": 100 * fp / n_ok if n_ok else nan,
+            "qa_precision_%": 100 * tp / (tp + fp) if n_bad and tp + fp else nan,
+            "qa_recall_%": 100 * tp / n_bad if n_bad else nan,
+            "qa_delay_scans": float(np.nanmedian(delay)) if np.isfinite(delay).any() else nan}
 
 
 def naive_totals(frame: DetectorFrame, model: EstimatorModel, params: EstimatorParams) -> np.ndarray:
@@ -263,7 +300,7 @@ def evaluate_run(demand: str, seed: int, duration: float | None,
     truth = Truth(folder, net, model)
     rows, series = [], []
     for case, frac in CASES:
-        fr = fail_detectors(frame, frac, seed) if frac else frame
+        fr, onset = _fail(frame, frac, seed) if frac else (frame, np.full(net.n_detectors, -1))
         t0 = time.perf_counter()
         ests, _ = run_estimator(fr, net, params, qa_params=QAParams(), model=model)
         wall = time.perf_counter() - t0
@@ -274,6 +311,7 @@ def evaluate_run(demand: str, seed: int, duration: float | None,
                      "mean_network_std_%": 100 * np.mean([e.network_std / max(e.network_vehicles, 1)
                                                           for e in ests]),
                      "within_2std_%": within_2std(ests, truth),
+                     **score_qa(ests, onset, fr.times, params),
                      "wall_s": round(wall, 2)})
         rows.append({**key, "method": "naive",
                      **score_naive(fr, truth, net, model, params)})
@@ -318,7 +356,7 @@ def summary_table(rows: list[dict]) -> pd.DataFrame:
     """Mean over seeds per demand x case x method (the headline table)."""
     df = pd.DataFrame(rows)
     keys = ["scenario", "layout", "demand", "case", "method"]
-    cols = [*TARGETS, *EXTRA, "mean_network_std_%", "within_2std_%"]
+    cols = [*TARGETS, *EXTRA, "mean_network_std_%", "within_2std_%", *QA_COLS]
     return df.groupby(keys, sort=False)[cols].mean().round(3).reset_index()
 
 
