@@ -152,7 +152,9 @@ class EstimatorParams(_Params):
         default=0.5, ge=0,
         description="seconds a vehicle spends inside a signalised junction with free exits")
     node_s: float = Field(
-        default=0.3, ge=0, description="seconds a vehicle spends inside an unsignalised node")
+        default=0.3, ge=0,
+        description="seconds a vehicle spends inside an unsignalised node where the network"
+                    " does not say (SUMO's: its internal lanes' length over speed limit)")
     junction_block_s: float = Field(
         default=66.0, ge=0,
         description="extra seconds inside a junction per unit occupancy (0-1) at its exits"

@@ -298,7 +298,8 @@ def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, o
                    junction_block_s, node_s, loop_rel):
     """Vehicles per link (cell + head + tail - part on the next link) and inside junctions
     (``cross``: vehicles per interval crossing the signalised junction at a link's end, NaN
-    where it ends elsewhere)."""
+    where it ends elsewhere; ``node_s``: per link, seconds through the plain node at its
+    cell's exit)."""
     n = cell.shape[0]
     head, tail = np.zeros(n), np.zeros(n)
     for l in range(n):  # noqa: E741
@@ -337,7 +338,7 @@ def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, o
             # a crossing takes junction_s; vehicles wait inside while the exit is occupied
             internal += cross[l] / T * (junction_s + junction_block_s * down_occ[l])
         elif out_kind[l] == 1:
-            internal += w[l] / T * node_s
+            internal += w[l] / T * node_s[l]
     return veh, var, internal
 
 
@@ -488,7 +489,8 @@ def update_interval(
         cell, p00, out, cross, k_in, k_out, k_zone, head_q, down_occ, m.out_kind, m.entry_pos,
         m.exit_pos, m.link_len, m.link_storage, m.zone_indptr, m.zone_det,
         m.zone_start, m.zone_end, m.succ_indptr, m.succ, succ_w, p.interval_s,
-        p.junction_s, p.junction_block_s, p.node_s, p.loop_rel_std)
+        p.junction_s, p.junction_block_s, np.where(m.cross_s > 0, m.cross_s, p.node_s),
+        p.loop_rel_std)
     links_total = float(veh.sum())  # unclipped: an unbiased sum of unbiased link estimates
     veh = np.maximum(veh, 0.0)
     queue = _lane_queues(qa.occupancy, qa.speed, m.lane_link, m.lane_stop, m.lane_zone,

@@ -43,6 +43,7 @@ class EstimatorModel(NamedTuple):
     obs: np.ndarray  # (n_links,) OBS_* class
     is_approach: np.ndarray  # (n_links,) bool: has movements through a signalised junction
     signal_delay: np.ndarray  # (n_links,) mean wait at the cell's exit stop line (base program), s
+    cross_s: np.ndarray  # (n_links,) free time through the node at the cell's exit, s (0: unknown)
     in_indptr: np.ndarray  # CSR link -> entry loops on it
     in_det: np.ndarray
     in_link: np.ndarray  # link of each in_det entry
@@ -168,6 +169,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         obs=_observability(entry, zone, in_kind, out_kind, succ_g, succ_w, is_approach),
         is_approach=is_approach,
         signal_delay=_signal_delay(net)[exit_link],
+        cross_s=np.asarray(net.link_cross_s, dtype=np.float64)[exit_link],
         in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],

@@ -33,6 +33,10 @@ class LinkSpec(_Frozen):
     length: float = Field(gt=0)
     lanes: int = Field(ge=1)
     speed: float = Field(gt=0, description="speed limit, m/s")
+    cross_s: float = Field(
+        default=0.0, ge=0,
+        description="free time through the node at the link's end (its connections' internal"
+                    " lanes, length over speed limit, mean over the link's lanes), s; 0 = unknown")
     to_links: tuple[str, ...] | None = Field(
         default=None,
         description="links its lanes connect to at its end (SUMO connections; () = a dead end);"
@@ -183,6 +187,7 @@ class CompiledNetwork:
     link_length: np.ndarray
     link_lanes: np.ndarray
     link_speed: np.ndarray
+    link_cross_s: np.ndarray  # free time through the node at the link's end, s (0 = unknown)
     link_storage: np.ndarray  # vehicles the link holds at jam density
     link_from_node: np.ndarray  # node indices
     link_to_node: np.ndarray
@@ -312,6 +317,7 @@ def compile_network(spec: NetworkSpec) -> CompiledNetwork:
         link_length=_frozen(np.array([x.length for x in spec.links], dtype=np.float64)),
         link_lanes=_frozen(np.array([x.lanes for x in spec.links], dtype=np.int64)),
         link_speed=_frozen(np.array([x.speed for x in spec.links], dtype=np.float64)),
+        link_cross_s=_frozen(np.array([x.cross_s for x in spec.links], dtype=np.float64)),
         link_storage=_frozen(
             np.array([x.length * x.lanes / JAM_SPACING_M for x in spec.links], dtype=np.float64)
         ),

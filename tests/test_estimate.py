@@ -74,6 +74,21 @@ def test_chain_conservation_hand_checked(chain_net) -> None:
     assert ests[0].link_vehicles[0] == pytest.approx(oracle[-1], abs=1e-6)
 
 
+def test_vehicles_inside_a_plain_node_take_the_network_s_time_to_cross() -> None:
+    """The same chain, with the network saying that crossing the node after L0 takes 2 s (its
+    internal lanes' length over speed) and not saying it for the node after L1. In the last
+    interval 8 vehicles go from L0 into L1 and 5 from L1 into L2: 8 / 30 x 2 s = 0.53 are
+    inside the first node, 5 / 30 x node_s (0.6) = 0.1 inside the second."""
+    from tests.conftest import build_chain
+
+    spec = build_chain()
+    links = tuple(x.model_copy(update={"cross_s": 2.0}) if x.id == "L0" else x for x in spec.links)
+    net = compile_network(spec.model_copy(update={"links": links}))
+    params = CONSERVE.model_copy(update={"node_s": 0.6})
+    _, state = run_estimator(_frame(CHAIN_COUNTS), net, params)
+    assert state.internal == pytest.approx(8 / 30 * 2.0 + 5 / 30 * 0.6)
+
+
 def test_state_carries_over_between_calls(chain_net) -> None:
     """Running intervals 1-2 then 3 with the returned state equals running 1-3 at once."""
     params = CONSERVE.model_copy(update={"scan_s": 30.0})

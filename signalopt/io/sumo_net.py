@@ -26,7 +26,7 @@ def read_sumo_net(path: str | Path) -> NetworkSpec:
         msg = f"network file not found: {path}"
         raise NetworkError(msg)
     try:
-        net = sumolib.net.readNet(str(path), withPrograms=True)
+        net = sumolib.net.readNet(str(path), withPrograms=True, withInternal=True)
     except (ET.ParseError, OSError, ValueError, KeyError, AttributeError) as exc:
         msg = f"cannot read SUMO network {path}: {exc}"
         raise NetworkError(msg) from exc
@@ -39,6 +39,7 @@ def read_sumo_net(path: str | Path) -> NetworkSpec:
             length=max(e.getLength(), 0.1),
             lanes=len(e.getLanes()),
             speed=e.getSpeed(),
+            cross_s=_cross_time(net, e),
         )
         for e in net.getEdges(withInternal=False)
         if e.allows(VEHICLE_CLASS)
@@ -101,3 +102,19 @@ def _connected(edge: sumolib.net.edge.Edge, link_ids: set[str]) -> tuple[str, ..
     """The links ``edge``'s lanes connect to (its SUMO connections), sorted; () at a dead end."""
     return tuple(sorted({c.getTo().getID() for lane in edge.getLanes()
                          for c in lane.getOutgoing()} & link_ids))
+
+
+def _cross_time(net: sumolib.net.Net, edge: sumolib.net.edge.Edge) -> float:
+    """Mean free time through the node at ``edge``'s end over its lanes' connections: each
+    connection's internal lanes, length over speed limit (0 without internal lanes)."""
+    times = []
+    for lane in edge.getLanes():
+        for conn in lane.getOutgoing():
+            t, via, seen = 0.0, conn.getViaLaneID(), 0
+            while via and seen < 8:  # a connection crosses at most a few internal lanes
+                internal = net.getLane(via)
+                t += internal.getLength() / max(internal.getSpeed(), 1.0)
+                nxt = internal.getOutgoing()
+                via, seen = (nxt[0].getViaLaneID() if nxt else ""), seen + 1
+            times.append(t)
+    return float(sum(times) / len(times)) if times else 0.0

@@ -158,3 +158,28 @@ def test_sumo_network_keeps_each_links_connections(one_signal: ScenarioSpec) -> 
     assert to == {"AB": ("BC",), "BC": ()}
     net = compile_network(spec)
     assert estimator_model(net).out_kind[net.link_index["BC"]] == OUT_FREE
+
+
+def test_sumo_network_gives_the_time_to_cross_each_node(one_signal: ScenarioSpec) -> None:
+    """AB's one connection runs through junction B's internal lane(s): its crossing time is
+    their length over speed limit, read from the same file by hand. BC ends the road (no
+    connection): 0, unknown, so the estimator falls back to ``node_s`` there."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(one_signal.net).getroot()
+    lanes = {ln.get("id"): ln for ln in root.iter("lane")}
+    conn = next(c for c in root.iter("connection") if c.get("from") == "AB" and c.get("via"))
+    via, expected = conn.get("via"), 0.0
+    while via:
+        lane = lanes[via]
+        expected += float(lane.get("length")) / float(lane.get("speed"))
+        nxt = next((c for c in root.iter("connection") if c.get("from") == via.rsplit("_", 1)[0]
+                    and c.get("fromLane") == via.rsplit("_", 1)[1]), None)
+        via = nxt.get("via") if nxt is not None else None
+    spec = read_sumo_net(one_signal.net)
+    cross = {link.id: link.cross_s for link in spec.links}
+    assert expected > 0.0
+    assert cross["AB"] == pytest.approx(expected)
+    assert cross["BC"] == 0.0
+    net = compile_network(spec)
+    assert net.link_cross_s[net.link_index["AB"]] == pytest.approx(expected)
