@@ -274,6 +274,42 @@ def optimize(
 
 
 @app.command()
+def qa(
+    network: Annotated[Path, typer.Option(help="SUMO .net.xml the counts come from")],
+    counts: Annotated[Path, typer.Option(help="recorded counts (.parquet, .csv or .json)")],
+    out: Annotated[Path, typer.Option(help="folder for detector_health.csv")] = Path("out/qa"),
+    top: Annotated[int, typer.Option(help="flagged detectors to list")] = 20,
+) -> None:
+    """Detector health: which detectors QA flags in a recorded counts file, how often and why."""
+    from sim.replay import detector_health  # noqa: PLC0415
+
+    try:
+        with console.status("checking every detector, scan by scan"):
+            table = detector_health(network, counts)
+    except (SignaloptError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "detector_health.csv", index=False)
+    flagged = table[table["flagged_%"] > 0]
+    scans = int(table["scans"].iloc[0]) if len(table) else 0
+    if flagged.empty:
+        console.print(f"QA flagged none of the {len(table)} detectors in {scans} scans")
+        console.print(f"wrote {out / 'detector_health.csv'}")
+        return
+    view = Table(title=f"{len(flagged)} of {len(table)} detectors flagged in some of {scans} scans")
+    for col in ("detector", "kind", "flagged", "why", "first at s", "now"):
+        view.add_column(col, justify="left" if col in ("detector", "kind", "why") else "right")
+    names = [c.removesuffix("_%") for c in table.columns
+             if c.endswith("_%") and c != "flagged_%"]
+    for row in flagged.head(top).to_dict("records"):
+        why = ", ".join(f"{n} {row[n + '_%']:.0f} %" for n in names if row[n + "_%"] > 0)
+        view.add_row(row["detector_id"], row["kind"], f"{row['flagged_%']:.0f} %", why,
+                     f"{row['first_t']:g}", "yes" if row["flagged_now"] else "")
+    console.print(view)
+    console.print(f"wrote {out / 'detector_health.csv'}")
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/demo"),
     seeds: Annotated[str, typer.Option(help="comma-separated seeds")] = "42",

@@ -30,6 +30,7 @@ NO_DATA, STUCK, CHATTER, INCONSISTENT, IMPLAUSIBLE = 1, 2, 4, 8, 16
 FLAG_NAMES = {NO_DATA: "no_data", STUCK: "stuck", CHATTER: "chatter",
               INCONSISTENT: "inconsistent", IMPLAUSIBLE: "implausible"}
 KIND_ENTRY, KIND_STOPLINE, KIND_ZONE = 0, 1, 2
+KIND_NAMES = {KIND_ENTRY: "entry", KIND_STOPLINE: "stopline", KIND_ZONE: "zone"}
 QUEUE_REACH_M = 30.0  # loops of one lane this close share the stop line's standing queue
 # how a value was imputed (source code per detector per interval)
 SRC_MEASURED, SRC_PARTNER, SRC_SIBLINGS, SRC_HISTORY, SRC_UPSTREAM = 0, 1, 2, 3, 4
@@ -363,3 +364,37 @@ def _impute(count, occ, speed, expected, kind, partner, near, group, group_indpt
             h_o2[d] = hist_o[d] * now_o[k] / was_o[k]
     return (flags, c_out, var, o_out, v_out, src, count.copy(), occ.copy(), new_run, new_zero,
             h_c2, h_o2)
+
+
+def health_table(flags: np.ndarray, t: np.ndarray, net: CompiledNetwork) -> pd.DataFrame:
+    """Per detector: how often QA flagged it, and why, over a run of scans (worst first).
+
+    ``flags``: (n_scans, n_detectors) QA bit masks, each the OR over one scan's intervals
+    (``Estimate.detector_flags``); ``t``: each scan's end, s. Shares are of scans; ``first_t``
+    and ``last_t`` are the ends of the first and last flagged scan (NaN if never).
+    """
+    flags = np.asarray(flags, dtype=np.uint8).reshape(-1, net.n_detectors)
+    t = np.asarray(t, dtype=np.float64)
+    if t.shape[0] != flags.shape[0]:
+        msg = f"{flags.shape[0]} scans of flags but {t.shape[0]} scan times"
+        raise ValueError(msg)
+    bad = flags != 0
+    n = max(flags.shape[0], 1)
+    anyb = bad.any(axis=0)
+    first = np.where(anyb, t[np.argmax(bad, axis=0)] if t.size else np.nan, np.nan)
+    last = np.where(anyb, t[t.size - 1 - np.argmax(bad[::-1], axis=0)] if t.size else np.nan,
+                    np.nan)
+    table = pd.DataFrame({
+        "detector_id": list(net.det_ids),
+        "kind": [KIND_NAMES.get(int(k), str(k)) for k in net.det_kind],
+        "link": [net.link_ids[k] for k in net.det_link],
+        "lane": np.asarray(net.det_lane, dtype=np.int64),
+        "scans": flags.shape[0],
+        "flagged_%": 100 * bad.sum(axis=0) / n,
+        **{f"{name}_%": 100 * ((flags & bit) != 0).sum(axis=0) / n
+           for bit, name in FLAG_NAMES.items()},
+        "first_t": first, "last_t": last,
+        "flagged_now": bad[-1] if flags.shape[0] else np.zeros(net.n_detectors, dtype=bool),
+    })
+    return table.sort_values(["flagged_%", "detector_id"], ascending=[False, True],
+                             kind="stable").reset_index(drop=True)

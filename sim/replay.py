@@ -193,6 +193,21 @@ def load_recorded(net_file: Path, counts_file: Path,
     return net, table.frame
 
 
+def detector_health(net_file: Path, counts_file: Path, *, config: ScanConfig | None = None,
+                    layout: DetectorLayout | None = None) -> pd.DataFrame:
+    """QA's verdict on every detector of a recorded counts file: how often it was flagged, and
+    why, scan by scan (``signalopt.detectors.health_table``), as the engine would have seen it
+    live (the estimator's upstream expectations included)."""
+    from signalopt.detectors import health_table  # noqa: PLC0415
+    from signalopt.estimate import run_estimator  # noqa: PLC0415
+
+    config = config or ScanConfig()
+    net, frame = load_recorded(net_file, counts_file, layout)
+    ests, _ = run_estimator(frame, net, config.estimator, qa_params=config.qa)
+    flags = np.array([e.detector_flags for e in ests], dtype=np.uint8).reshape(-1, net.n_detectors)
+    return health_table(flags, np.array([e.t for e in ests]), net)
+
+
 def replay_scenario(
     scenario: str,
     *,

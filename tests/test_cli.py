@@ -73,3 +73,10 @@ def test_unknown_detector_layout() -> None:
     res = runner.invoke(app, ["compare", "pilot128", "--controllers", "fixed", "--detectors", "radar"])
     assert res.exit_code == 2
     assert "unknown detector layout 'radar'" in res.output
+
+
+def test_qa_names_a_missing_file(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["qa", "--network", str(tmp_path / "none.net.xml"),
+                              "--counts", str(tmp_path / "c.csv")])
+    assert res.exit_code == 2
+    assert "network file not found" in res.output

@@ -21,6 +21,7 @@ from signalopt.detectors import (
     _impute,
     build_frame,
     detector_model,
+    health_table,
     run_qa,
 )
 from signalopt.errors import CountsError
@@ -250,3 +251,26 @@ def test_failed_detector_history_follows_its_kind() -> None:
     assert out[10][0] == pytest.approx(9.0)
     assert out[10][1] == pytest.approx(13.5)
     assert out[11][1] == pytest.approx(5.0 * 7.5 / 5.0)  # occupancy history: 5 -> 7.5
+
+
+def test_health_table_ranks_detectors_by_how_often_flagged(t_junction_net) -> None:
+    """Four scans: SJ's stop line silent in the last two (50 %, flagged now), WJ's left entry
+    loop stuck and chattering in the first (25 % each, not now); the rest never flagged."""
+    net = t_junction_net
+    flags = np.zeros((4, net.n_detectors), dtype=np.uint8)
+    sj, wj = net.det_index["SJ_0_stop"], net.det_index["WJ_1_in"]
+    flags[2:, sj] = NO_DATA
+    flags[0, wj] = STUCK | CHATTER
+    t = np.array([120.0, 240.0, 360.0, 480.0])
+    table = health_table(flags, t, net)
+    assert table["detector_id"].tolist()[:2] == ["SJ_0_stop", "WJ_1_in"]
+    top, second = table.iloc[0], table.iloc[1]
+    assert (top["kind"], top["link"], top["lane"]) == ("stopline", "SJ", 0)
+    assert top["flagged_%"] == top["no_data_%"] == 50.0
+    assert (top["first_t"], top["last_t"], top["flagged_now"]) == (360.0, 480.0, True)
+    assert second["stuck_%"] == second["chatter_%"] == second["flagged_%"] == 25.0
+    assert (second["first_t"], second["last_t"], second["flagged_now"]) == (120.0, 120.0, False)
+    rest = table.iloc[2:]
+    assert (rest["flagged_%"] == 0).all() and rest["first_t"].isna().all()
+    with pytest.raises(ValueError, match="4 scans of flags but 3 scan times"):
+        health_table(flags, t[:3], net)

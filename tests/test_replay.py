@@ -119,3 +119,34 @@ def test_offline_replay_of_a_site_with_some_detector_kinds(live: tuple[Path, obj
     rep.counts.to_parquet(tmp_path / "all.parquet")
     with pytest.raises(CountsError, match="_in"):
         replay_file(tmp_path / "all.parquet", d / "net.net.xml", layout=layout)
+
+
+def test_qa_cli_finds_a_detector_that_fell_silent(tmp_path: Path) -> None:
+    """End to end on a 2x2 SUMO grid with counts recorded by the harness, one stop-line loop's
+    rows dropped from 240 s on: ``signalopt qa`` puts it first, with no data in the scans
+    after that (4 of 8 here) and flagged at the end, and writes the table."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from scenarios.demand import write_routes  # noqa: PLC0415
+    from scenarios.grid import generate_grid  # noqa: PLC0415
+    from scenarios.registry import ScenarioSpec  # noqa: PLC0415
+    from signalopt.cli import app  # noqa: PLC0415
+    from sim.runner import run_simulation  # noqa: PLC0415
+
+    net = generate_grid(tmp_path / "net.net.xml", x=2, y=2)
+    routes = write_routes(net, tmp_path / "r.rou.xml", rates_veh_h=(900.0,), seed=2, end_s=960)
+    spec = ScenarioSpec(name="g", net=net, routes=(routes,), end=960)
+    counts = run_simulation(spec, "fixed").counts
+    dead = sorted(d for d in counts["detector_id"].unique() if d.endswith("_stop"))[0]
+    counts = counts[~((counts["detector_id"] == dead) & (counts["interval_start"] >= 480.0))]
+    counts.to_parquet(tmp_path / "c.parquet")
+    res = CliRunner().invoke(app, ["qa", "--network", str(net), "--counts",
+                                   str(tmp_path / "c.parquet"), "--out", str(tmp_path / "qa")])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(tmp_path / "qa" / "detector_health.csv")
+    top = table.iloc[0]
+    assert top["detector_id"] == dead and top["kind"] == "stopline"
+    assert top["no_data_%"] == pytest.approx(100 * 4 / table["scans"].iloc[0])
+    assert bool(top["flagged_now"]) and top["first_t"] == 600.0
+    assert (table["flagged_%"].iloc[1:] < top["flagged_%"]).all()
+    assert dead in res.output
