@@ -31,6 +31,11 @@ FLAG_NAMES = {NO_DATA: "no_data", STUCK: "stuck", CHATTER: "chatter",
               INCONSISTENT: "inconsistent", IMPLAUSIBLE: "implausible"}
 KIND_ENTRY, KIND_STOPLINE, KIND_ZONE = 0, 1, 2
 KIND_NAMES = {KIND_ENTRY: "entry", KIND_STOPLINE: "stopline", KIND_ZONE: "zone"}
+
+
+def flag_names(bits: int) -> str:
+    """A QA bit mask in words, e.g. ``"no_data,stuck"`` ("" when healthy)."""
+    return ",".join(name for bit, name in FLAG_NAMES.items() if int(bits) & bit)
 QUEUE_REACH_M = 30.0  # loops of one lane this close share the stop line's standing queue
 # how a value was imputed (source code per detector per interval)
 SRC_MEASURED, SRC_PARTNER, SRC_SIBLINGS, SRC_HISTORY, SRC_UPSTREAM = 0, 1, 2, 3, 4

@@ -63,6 +63,7 @@ class ScanReport:
     rejected: list[str] = field(default_factory=list)
     error: str | None = None
     wall_ms: float = 0.0
+    flagged: dict[str, str] = field(default_factory=dict)  # detector id -> QA flags this scan
 
 
 class LiveDriver:
@@ -106,6 +107,7 @@ class LiveDriver:
         frozen = self.store.frozen()
         mask = np.array([i in frozen for i in self.net.int_ids], dtype=bool)
         plans, self.state = self.scan(self.net, counts, self.state, t=t, frozen=mask)
+        report.flagged = self._flagged()
         good = self._validated(plans, frozen, t, report)
         res = self.store.publish(good, actor=self.actor, pending=self.require_approval,
                                  detail=f"scan at t={t:.0f}")
@@ -117,6 +119,23 @@ class LiveDriver:
                  len(report.rejected), report.wall_ms)
         self.reports.append(report)
         return report
+
+    def _flagged(self) -> dict[str, str]:
+        """The detectors QA flagged in this scan's estimate; each one that starts or stops
+        being flagged is logged once (an alarm for the operators, not a line every scan)."""
+        from signalopt.detectors import flag_names  # noqa: PLC0415
+
+        last = getattr(self.state, "last", None)
+        if last is None:
+            return {}
+        flags = np.asarray(last.detector_flags)
+        now = {self.net.det_ids[d]: flag_names(flags[d]) for d in np.flatnonzero(flags)}
+        before = self.reports[-1].flagged if self.reports else {}
+        for det in sorted(now.keys() - before.keys()):
+            log.warning("detector %s flagged by QA: %s (its values are imputed)", det, now[det])
+        for det in sorted(before.keys() - now.keys()):
+            log.info("detector %s healthy again", det)
+        return now
 
     def _validated(self, plans: list[TimingPlan], frozen: dict[str, Any], t: float,
                    report: ScanReport) -> list[TimingPlan]:

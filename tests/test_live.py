@@ -173,3 +173,27 @@ def test_serve_command_fails_kindly(tmp_path: Any) -> None:
     net_file = tmp_path / "net.json"
     net_file.write_text(tiny_spec().model_dump_json())
     assert load_network(net_file).int_ids == ("A", "B")
+
+
+def test_a_detector_that_falls_silent_is_reported_and_logged_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The real scan on the tiny corridor: one detector stops sending rows in the second scan.
+    Its report names it (no data) from then on, the warning is logged once, not every scan,
+    and its recovery is logged when its rows come back."""
+    driver, store = _driver(engine_scan())
+    dead = NET.det_ids[0]
+
+    def rows(t0: float, skip: bool) -> list[CountRow]:
+        # varying counts (a loop repeating one non-zero value is stuck)
+        return [CountRow(d, float(t), 3 + (t // 30 + k) % 4, 2.0 * (3 + (t // 30 + k) % 4), 10.0)
+                for t in range(int(t0), int(t0) + 120, 30)
+                for k, d in enumerate(NET.det_ids) if not (skip and d == dead)]
+
+    store.add_counts(rows(0, skip=False) + rows(120, skip=True) + rows(240, skip=True)
+                     + rows(360, skip=False))
+    with caplog.at_level("INFO", logger="signalopt.live"):
+        reps = [driver.step(t) for t in (120.0, 240.0, 360.0, 480.0)]
+    assert [r.flagged.get(dead) for r in reps] == [None, "no_data", "no_data", None]
+    warned = [m for m in caplog.messages if "flagged by QA" in m]
+    assert warned == [f"detector {dead} flagged by QA: no_data (its values are imputed)"]
+    assert f"detector {dead} healthy again" in caplog.messages
