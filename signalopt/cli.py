@@ -22,12 +22,25 @@ err_console = Console(stderr=True)
 DetectorsOption = Annotated[str, typer.Option(
     help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")]
 
+# a recorded counts file and the network it comes from (optimize, qa)
+NetworkOption = Annotated[Path, typer.Option(help="SUMO .net.xml the counts come from")]
+CountsOption = Annotated[Path, typer.Option(help="recorded counts (.parquet, .csv or .json)")]
+
 DEMO_CONTROLLERS = "signalopt,fixed,actuated,maxpressure"
 
 
 def _fail(exc: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}")
     return typer.Exit(code=2)
+
+
+def _with_status(text: str, work: Callable[[], Any]) -> Any:
+    """Run ``work`` under a console spinner; a bad input ends the command with its message."""
+    try:
+        with console.status(text):
+            return work()
+    except (SignaloptError, ValueError, OSError) as exc:
+        raise _fail(exc) from exc
 
 
 def _progress() -> Progress:
@@ -194,11 +207,7 @@ def report(
     """Markdown + HTML report of a batch: mean ± CI over seeds, vs fixed, headroom, time series."""
     from sim.report import markdown, write_report  # noqa: PLC0415
 
-    try:
-        with console.status("reading runs and drawing plots"):
-            rep = write_report(results, out)
-    except (SignaloptError, ValueError, OSError) as exc:
-        raise _fail(exc) from exc
+    rep = _with_status("reading runs and drawing plots", lambda: write_report(results, out))
     if len(rep.summary):
         console.print(markdown(rep.summary[["scenario", "demand", "scale", "controller", "runs",
                                             "mean_delay_s", "mean_delay_s_ci",
@@ -246,8 +255,8 @@ def replay(
 
 @app.command()
 def optimize(
-    network: Annotated[Path, typer.Option(help="SUMO .net.xml the counts come from")],
-    counts: Annotated[Path, typer.Option(help="recorded counts (.parquet, .csv or .json)")],
+    network: NetworkOption,
+    counts: CountsOption,
     out: Annotated[Path, typer.Option(help="folder for the plans per period")] = Path("out/plans"),
     levels: Annotated[int, typer.Option(help="flow levels to cluster (3: off-peak, shoulder, peak)")] = 3,
     slot: Annotated[float, typer.Option(help="flow profile resolution, s")] = 900.0,
@@ -257,12 +266,8 @@ def optimize(
     """Offline time-of-day plans: periods found from the counts, one optimized plan per period."""
     from sim.offline import optimize_offline  # noqa: PLC0415
 
-    try:
-        with console.status("finding periods and optimizing plans"):
-            res = optimize_offline(network, counts, out, n_levels=levels, slot_s=slot,
-                                   min_period_s=min_period, kind=kind)
-    except (SignaloptError, ValueError, OSError) as exc:
-        raise _fail(exc) from exc
+    res = _with_status("finding periods and optimizing plans", lambda: optimize_offline(
+        network, counts, out, n_levels=levels, slot_s=slot, min_period_s=min_period, kind=kind))
     table = Table(title=f"time-of-day plans ({res.compute_s:.2f} s to compute)")
     for col in ("period", "start s", "end s", "link entries/h", "mean cycle s"):
         table.add_column(col, justify="right")
@@ -275,19 +280,16 @@ def optimize(
 
 @app.command()
 def qa(
-    network: Annotated[Path, typer.Option(help="SUMO .net.xml the counts come from")],
-    counts: Annotated[Path, typer.Option(help="recorded counts (.parquet, .csv or .json)")],
+    network: NetworkOption,
+    counts: CountsOption,
     out: Annotated[Path, typer.Option(help="folder for detector_health.csv")] = Path("out/qa"),
     top: Annotated[int, typer.Option(help="flagged detectors to list")] = 20,
 ) -> None:
     """Detector health: which detectors QA flags in a recorded counts file, how often and why."""
     from sim.replay import detector_health  # noqa: PLC0415
 
-    try:
-        with console.status("checking every detector, scan by scan"):
-            table = detector_health(network, counts)
-    except (SignaloptError, ValueError, OSError) as exc:
-        raise _fail(exc) from exc
+    table = _with_status("checking every detector, scan by scan",
+                         lambda: detector_health(network, counts))
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "detector_health.csv", index=False)
     flagged = table[table["flagged_%"] > 0]
