@@ -81,12 +81,16 @@ class LiveDriver:
         Invariant limits for ``plan_problems``; ``limits.scan_s`` is the scan period.
     require_approval
         Store plans as pending; an engineer approves them through the API.
+    on_report
+        Called with each scan's report (e.g. to export its QA verdict as metrics).
     """
 
     def __init__(self, store: PlanStore, net: CompiledNetwork, *, scan: ScanFn,
                  limits: PlanLimits | None = None, require_approval: bool = False,
-                 actor: str = "scan") -> None:
+                 actor: str = "scan",
+                 on_report: Callable[[ScanReport], None] | None = None) -> None:
         self.store, self.net, self.scan = store, net, scan
+        self.on_report = on_report
         self.limits = limits or PlanLimits()
         self.require_approval, self.actor = require_approval, actor
         self.bases = {i.id: i for i in net.spec.intersections}
@@ -118,6 +122,8 @@ class LiveDriver:
                  report.n_counts, len(report.published), len(report.skipped),
                  len(report.rejected), report.wall_ms)
         self.reports.append(report)
+        if self.on_report is not None:
+            self.on_report(report)
         return report
 
     def _flagged(self) -> dict[str, str]:

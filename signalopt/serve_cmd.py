@@ -120,8 +120,13 @@ def _serve_live(uvicorn: Any, service: Any, *, db: str, net: Any, keys: list[Any
     stop = threading.Event()
     loop = None
     if scan_cfg is not None:
+        from signalopt.detectors import FLAG_NAMES  # noqa: PLC0415
+
+        metrics = app.state.ctx.metrics
         driver = LiveDriver(store, net, scan=engine_scan(scan_cfg), limits=limits,
-                            require_approval=require_approval)
+                            require_approval=require_approval,
+                            on_report=lambda rep: metrics.record_flags(
+                                rep.flagged, tuple(FLAG_NAMES.values())))
         loop = threading.Thread(target=driver.run, args=(stop,), name="signalopt-scan",
                                 daemon=True)
         loop.start()

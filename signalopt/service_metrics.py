@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 Scope = dict[str, Any]
@@ -34,6 +34,18 @@ class Metrics:
                                   ["result"], registry=r)
         self.publishes = Counter("signalopt_publishes", "engineer plan actions", ["action"],
                                  registry=r)
+        self.detectors_flagged = Gauge(
+            "signalopt_detectors_flagged",
+            "detectors QA flagged in the last live scan, by flag (any: flagged at all)", ["flag"],
+            registry=r)
+
+    def record_flags(self, flagged: dict[str, str], names: tuple[str, ...]) -> None:
+        """Set the flagged-detector gauges from one scan's ``{detector: "flag,flag"}``; every
+        flag in ``names`` is set, to 0 when no detector has it."""
+        self.detectors_flagged.labels("any").set(len(flagged))
+        for name in names:
+            self.detectors_flagged.labels(name).set(
+                sum(name in flags.split(",") for flags in flagged.values()))
 
     def render(self) -> tuple[bytes, str]:
         """Prometheus text format and its content type."""

@@ -180,7 +180,8 @@ def test_a_detector_that_falls_silent_is_reported_and_logged_once(
     """The real scan on the tiny corridor: one detector stops sending rows in the second scan.
     Its report names it (no data) from then on, the warning is logged once, not every scan,
     and its recovery is logged when its rows come back."""
-    driver, store = _driver(engine_scan())
+    seen: list[Any] = []
+    driver, store = _driver(engine_scan(), on_report=seen.append)
     dead = NET.det_ids[0]
 
     def rows(t0: float, skip: bool) -> list[CountRow]:
@@ -197,3 +198,20 @@ def test_a_detector_that_falls_silent_is_reported_and_logged_once(
     warned = [m for m in caplog.messages if "flagged by QA" in m]
     assert warned == [f"detector {dead} flagged by QA: no_data (its values are imputed)"]
     assert f"detector {dead} healthy again" in caplog.messages
+    assert seen == reps  # each report handed on (``signalopt serve`` exports it as metrics)
+
+
+def test_flagged_detectors_exported_as_gauges() -> None:
+    """One scan's verdict ``{A: no_data, B: stuck,chatter, C: stuck}`` sets the gauges: 3
+    flagged, 2 stuck, 1 no_data, 1 chatter, 0 for flags nobody has."""
+    pytest.importorskip("prometheus_client")
+    from signalopt.detectors import FLAG_NAMES  # noqa: PLC0415
+    from signalopt.service_metrics import Metrics  # noqa: PLC0415
+
+    m = Metrics()
+    m.record_flags({"A": "no_data", "B": "stuck,chatter", "C": "stuck"}, tuple(FLAG_NAMES.values()))
+    text = m.render()[0].decode()
+    for flag, n in (("any", 3), ("stuck", 2), ("no_data", 1), ("chatter", 1), ("implausible", 0)):
+        assert f'signalopt_detectors_flagged{{flag="{flag}"}} {n:.1f}' in text
+    m.record_flags({}, tuple(FLAG_NAMES.values()))  # all healthy again: back to 0
+    assert 'signalopt_detectors_flagged{flag="stuck"} 0.0' in m.render()[0].decode()
