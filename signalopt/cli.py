@@ -286,6 +286,7 @@ def qa(
     top: Annotated[int, typer.Option(help="flagged detectors to list")] = 20,
 ) -> None:
     """Detector health: which detectors QA flags in a recorded counts file, how often and why."""
+    from signalopt.detectors import FLAG_NAMES  # noqa: PLC0415
     from sim.replay import detector_health  # noqa: PLC0415
 
     table = _with_status("checking every detector, scan by scan",
@@ -301,10 +302,8 @@ def qa(
     view = Table(title=f"{len(flagged)} of {len(table)} detectors flagged in some of {scans} scans")
     for col in ("detector", "kind", "flagged", "why", "first at s", "now"):
         view.add_column(col, justify="left" if col in ("detector", "kind", "why") else "right")
-    names = [c.removesuffix("_%") for c in table.columns
-             if c.endswith("_%") and c != "flagged_%"]
     for row in flagged.head(top).to_dict("records"):
-        why = ", ".join(f"{n} {row[n + '_%']:.0f} %" for n in names if row[n + "_%"] > 0)
+        why = ", ".join(f"{n} {row[n + '_%']:.0f} %" for n in FLAG_NAMES.values() if row[n + "_%"] > 0)
         view.add_row(row["detector_id"], row["kind"], f"{row['flagged_%']:.0f} %", why,
                      f"{row['first_t']:g}", "yes" if row["flagged_now"] else "")
     console.print(view)

@@ -24,18 +24,12 @@ from numba import njit
 from signalopt.config import QAParams
 from signalopt.errors import CountsError
 from signalopt.io.counts import CountsTable
-from signalopt.network import JAM_SPACING_M, CompiledNetwork
+from signalopt.network import DETECTOR_KINDS, JAM_SPACING_M, CompiledNetwork
 
 NO_DATA, STUCK, CHATTER, INCONSISTENT, IMPLAUSIBLE = 1, 2, 4, 8, 16
 FLAG_NAMES = {NO_DATA: "no_data", STUCK: "stuck", CHATTER: "chatter",
               INCONSISTENT: "inconsistent", IMPLAUSIBLE: "implausible"}
-KIND_ENTRY, KIND_STOPLINE, KIND_ZONE = 0, 1, 2
-KIND_NAMES = {KIND_ENTRY: "entry", KIND_STOPLINE: "stopline", KIND_ZONE: "zone"}
-
-
-def flag_names(bits: int) -> str:
-    """A QA bit mask in words, e.g. ``"no_data,stuck"`` ("" when healthy)."""
-    return ",".join(name for bit, name in FLAG_NAMES.items() if int(bits) & bit)
+KIND_ENTRY, KIND_STOPLINE, KIND_ZONE = 0, 1, 2  # indices into network.DETECTOR_KINDS
 QUEUE_REACH_M = 30.0  # loops of one lane this close share the stop line's standing queue
 # how a value was imputed (source code per detector per interval)
 SRC_MEASURED, SRC_PARTNER, SRC_SIBLINGS, SRC_HISTORY, SRC_UPSTREAM = 0, 1, 2, 3, 4
@@ -48,6 +42,11 @@ class DetectorFrame(NamedTuple):
     count: np.ndarray
     occupancy: np.ndarray
     speed: np.ndarray
+
+
+def flag_names(bits: int) -> str:
+    """A QA bit mask in words, e.g. ``"no_data,stuck"`` ("" when healthy)."""
+    return ",".join(name for bit, name in FLAG_NAMES.items() if int(bits) & bit)
 
 
 class DetectorModel(NamedTuple):
@@ -391,7 +390,7 @@ def health_table(flags: np.ndarray, t: np.ndarray, net: CompiledNetwork) -> pd.D
                     np.nan)
     table = pd.DataFrame({
         "detector_id": list(net.det_ids),
-        "kind": [KIND_NAMES.get(int(k), str(k)) for k in net.det_kind],
+        "kind": [DETECTOR_KINDS[int(k)] for k in net.det_kind],
         "link": [net.link_ids[k] for k in net.det_link],
         "lane": np.asarray(net.det_lane, dtype=np.int64),
         "scans": flags.shape[0],

@@ -204,8 +204,8 @@ def detector_health(net_file: Path, counts_file: Path, *, config: ScanConfig | N
     config = config or ScanConfig()
     net, frame = load_recorded(net_file, counts_file, layout)
     ests, _ = run_estimator(frame, net, config.estimator, qa_params=config.qa)
-    flags = np.array([e.detector_flags for e in ests], dtype=np.uint8).reshape(-1, net.n_detectors)
-    return health_table(flags, np.array([e.t for e in ests]), net)
+    return health_table(np.array([e.detector_flags for e in ests], dtype=np.uint8),
+                        np.array([e.t for e in ests]), net)
 
 
 def replay_scenario(
