@@ -104,13 +104,10 @@ def pilot_network(layout: str = "all", scenario: str = PILOT) -> CompiledNetwork
     return compile_network(instrumented_network(net, named_layout(layout)))
 
 
-def fail_detectors(frame: DetectorFrame, fraction: float, seed: int) -> DetectorFrame:
-    """Fail ``fraction`` of detectors from a random time in the first half: stuck or silent."""
-    return _fail(frame, fraction, seed)[0]
-
-
-def _fail(frame: DetectorFrame, fraction: float, seed: int) -> tuple[DetectorFrame, np.ndarray]:
-    """``fail_detectors`` and each detector's first failed interval (-1: healthy)."""
+def fail_detectors(frame: DetectorFrame, fraction: float,
+                   seed: int) -> tuple[DetectorFrame, np.ndarray]:
+    """Fail ``fraction`` of detectors from a random time in the first half, stuck or silent;
+    return the frame and each detector's first failed interval (-1: healthy)."""
     rng = np.random.default_rng(seed)
     count, occ, speed = frame.count.copy(), frame.occupancy.copy(), frame.speed.copy()
     n_t, n_det = count.shape
@@ -300,7 +297,7 @@ def evaluate_run(demand: str, seed: int, duration: float | None,
     truth = Truth(folder, net, model)
     rows, series = [], []
     for case, frac in CASES:
-        fr, onset = _fail(frame, frac, seed) if frac else (frame, np.full(net.n_detectors, -1))
+        fr, onset = fail_detectors(frame, frac, seed) if frac else (frame, np.full(net.n_detectors, -1))
         t0 = time.perf_counter()
         ests, _ = run_estimator(fr, net, params, qa_params=QAParams(), model=model)
         wall = time.perf_counter() - t0
