@@ -43,6 +43,13 @@ class QAParams(_Params):
                     " only when speed is low")
     history_weight: float = Field(
         default=0.1, gt=0, le=1, description="EWMA weight of each new interval in the history")
+    share_prior_veh_h: float = Field(
+        default=240.0, ge=0,
+        description="flow (veh/h) added to every history before a flagged detector takes its"
+                    " share of its healthy siblings' count: keeps a ratio of short averages from"
+                    " multiplying the next vehicle of a sibling that carried almost nobody")
+    share_prior_occupancy: float = Field(
+        default=4.0, ge=0, description="the same for its share of their occupancy, %")
 
 
 class EstimatorParams(_Params):

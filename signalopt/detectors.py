@@ -178,6 +178,7 @@ def qa_interval(
         params.stuck_zero_vehicles, params.stuck_zero_zone_vehicles, params.chatter_ratio,
         params.chatter_min_count,
         params.vehicle_length_m, params.max_occupancy_per_flow, params.history_weight,
+        params.share_prior_veh_h * interval_s / 3600.0, params.share_prior_occupancy,
     )
     return QAResult(*res[:6]), QAState(*res[6:])
 
@@ -232,8 +233,12 @@ def _own_flags(c, o, v, kind, vmax, last_c, last_o, run, T, max_flow, stuck_n, v
 
 
 @njit(cache=True)
-def _group_share(d, g, group_indptr, group_det, ok, values, hist):
-    """Sum of the healthy same-group values scaled by ``d``'s historical share (NaN if none)."""
+def _group_share(d, g, group_indptr, group_det, ok, values, hist, prior):
+    """Sum of the healthy same-group values scaled by ``d``'s historical share (NaN if none).
+
+    Each history gets ``prior`` added (a pseudo-observation): a share is a ratio of short
+    averages, and siblings that carried almost nobody would otherwise multiply their next
+    vehicle many times over."""
     tot, share_ok, share_d, n_ok, n = 0.0, 0.0, 0.0, 0, 0
     for j in range(group_indptr[g], group_indptr[g + 1]):
         e = group_det[j]
@@ -252,13 +257,13 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist):
         return tot / n_ok
     if share_ok <= 0.0:  # the healthy ones never carried anyone: they say nothing of it
         return np.nan
-    return tot * share_d / share_ok
+    return tot * (share_d + prior) / (share_ok + n_ok * prior)
 
 
 @njit(cache=True)
 def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, vmax, covers,
              near, holds, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
-             stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w):
+             stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w, prior_c, prior_o):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
     n = count.shape[0]
     flags = np.zeros(n, dtype=np.uint8)
@@ -302,14 +307,15 @@ def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, gr
                 flags[d] |= STUCK
     ok = flags == 0
     return _impute(count, occ, speed, expected, kind, partner, near, group, group_indptr,
-                   group_det, flags, ok, new_run, new_zero, hist_c, hist_o, w)
+                   group_det, flags, ok, new_run, new_zero, hist_c, hist_o, w, prior_c, prior_o)
 
 
 @njit(cache=True)
 def _impute(count, occ, speed, expected, kind, partner, near, group, group_indptr, group_det,
-            flags, ok, new_run, new_zero, hist_c, hist_o, w):
+            flags, ok, new_run, new_zero, hist_c, hist_o, w, prior_c, prior_o):
     """Replace flagged values from partner, same-kind siblings, upstream conservation or
-    history; update history."""
+    history; update history. ``prior_c``/``prior_o``: the pseudo-history each sibling share
+    starts from (vehicles per interval, occupancy %)."""
     n = count.shape[0]
     c_out, var, o_out = count.copy(), np.zeros(n), occ.copy()
     v_out, src = speed.copy(), np.zeros(n, dtype=np.int64)
@@ -320,8 +326,10 @@ def _impute(count, occ, speed, expected, kind, partner, near, group, group_indpt
             continue
         v_out[d] = np.nan
         p = partner[d]
-        sib_c = _group_share(d, group[d], group_indptr, group_det, ok, count, hist_c)
-        sib_o = _group_share(d, group[d], group_indptr, group_det, ok, occ, hist_o)
+        sib_c = _group_share(d, group[d], group_indptr, group_det, ok, count, hist_c, prior_c)
+        sib_o = _group_share(d, group[d], group_indptr, group_det, ok, occ, hist_o, prior_o)
+        if sib_o == sib_o:
+            sib_o = min(sib_o, 100.0)
         h_c = hist_c[d] if hist_c[d] == hist_c[d] else 0.0
         h_o = hist_o[d] if hist_o[d] == hist_o[d] else 0.0
         if p >= 0 and ok[p]:

@@ -18,6 +18,7 @@ from signalopt.detectors import (
     SRC_SIBLINGS,
     STUCK,
     DetectorFrame,
+    _group_share,
     _impute,
     build_frame,
     detector_model,
@@ -206,19 +207,52 @@ def test_implausible_flow(t_junction_net) -> None:
     assert res.flags[1, d] & IMPLAUSIBLE
 
 
-def test_sibling_imputation_uses_historical_share(t_junction_net) -> None:
-    """Zones WJ_0 and WJ_1 run at occupancy 30 % and 10 %; WJ_1 goes silent while WJ_0 reads
-    60 %: its imputation is 60 * 10 / 30 = 20 %."""
-    net = t_junction_net
+def _silent_sibling_zone(net, occ0: float, occ1: float, now0: float, params: QAParams) -> float:
+    """Zones WJ_0 and WJ_1 run at occupancy ``occ0`` and ``occ1`` for 11 intervals; then WJ_1
+    goes silent while WJ_0 reads ``now0``: WJ_1's imputed occupancy (from its sibling)."""
     count, occ = _varying(12, net.n_detectors)
     z0, z1 = net.det_index["WJ_0_zone"], net.det_index["WJ_1_zone"]
-    occ[:, z0], occ[:, z1] = 30.0, 10.0
+    occ[:, z0], occ[:, z1] = occ0, occ1
     occ[:, z0] += np.arange(12) * 1e-3  # not stuck
     occ[:, z1] += np.arange(12) * 1e-3
-    occ[11, z0], count[11, z1] = 60.0, np.nan
-    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T)
+    occ[11, z0], count[11, z1] = now0, np.nan
+    res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T, params=params)
     assert res.source[11, z1] == SRC_SIBLINGS
-    assert res.occupancy[11, z1] == pytest.approx(20.0, rel=0.01)
+    return float(res.occupancy[11, z1])
+
+
+def test_sibling_imputation_uses_historical_share(t_junction_net) -> None:
+    """Zones at 30 % and 10 %; the second goes silent while the first reads 60 %. Without a
+    prior its imputation is 60 * 10 / 30 = 20 %; with the default 4 % added to each history,
+    60 * 14 / 34 = 24.7 %."""
+    no_prior = QAParams(share_prior_occupancy=0.0)
+    assert _silent_sibling_zone(t_junction_net, 30.0, 10.0, 60.0, no_prior) == pytest.approx(
+        20.0, rel=0.01)
+    assert _silent_sibling_zone(t_junction_net, 30.0, 10.0, 60.0, QAParams()) == pytest.approx(
+        60.0 * 14.0 / 34.0, rel=0.01)
+
+
+def test_a_sibling_that_carried_almost_nobody_does_not_multiply_its_next_car(
+        t_junction_net) -> None:
+    """A sibling zone at 0.05 % (its lane nearly unused) next to one at 10 %: when the busy
+    one goes silent and the quiet one reads 5 %, the pure history ratio imputes
+    5 * 10 / 0.05 = 1000 % (pilot128: sibling-imputed loops counted up to 2,295 vehicles in
+    30 s, 20 % high on average). With the prior it is 5 * 14 / 4.05 = 17.3 %."""
+    no_prior = QAParams(share_prior_occupancy=0.0)
+    assert _silent_sibling_zone(t_junction_net, 0.05, 10.0, 5.0, no_prior) == pytest.approx(100.0)
+    assert _silent_sibling_zone(t_junction_net, 0.05, 10.0, 5.0, QAParams()) == pytest.approx(
+        5.0 * 14.0 / 4.05, rel=0.02)
+
+
+def test_sibling_count_share_starts_from_the_prior() -> None:
+    """A loop with count history 3 per interval, its sibling 0.05; the sibling counts 2 now.
+    Pure ratio: 2 * 3 / 0.05 = 120 vehicles in one interval; prior 2: 2 * 5 / 2.05 = 4.9."""
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    hist = np.array([3.0, 0.05])
+    ok, values = np.array([False, True]), np.array([np.nan, 2.0])
+    assert _group_share(0, 0, i64(0, 2), i64(0, 1), ok, values, hist, 0.0) == pytest.approx(120.0)
+    assert _group_share(0, 0, i64(0, 2), i64(0, 1), ok, values, hist, 2.0) == pytest.approx(
+        2.0 * 5.0 / 2.05)
 
 
 def test_siblings_that_never_carry_anyone_say_nothing() -> None:
@@ -231,7 +265,7 @@ def test_siblings_that_never_carry_anyone_say_nothing() -> None:
     out = _impute(f64(0.0, np.nan), f64(0.0, np.nan), f64(np.nan, np.nan), f64(np.nan, np.nan),
                   i64(0, 0), i64(-1, -1), np.zeros(2, dtype=np.bool_), i64(0, 0), i64(0, 2),
                   i64(0, 1), np.array([0, 1], np.uint8), np.array([True, False]), i64(0, 0),
-                  i64(0, 0), f64(0.0, 4.0), f64(0.0, 8.0), 0.5)
+                  i64(0, 0), f64(0.0, 4.0), f64(0.0, 8.0), 0.5, 0.0, 0.0)
     assert out[5][1] == SRC_HISTORY and out[1][1] == pytest.approx(4.0)
 
 
@@ -246,7 +280,7 @@ def test_failed_detector_history_follows_its_kind() -> None:
                   i64(0, 0),
                   i64(-1, -1), np.zeros(2, dtype=np.bool_), i64(0, 1), i64(0, 1, 2), i64(0, 1),
                   np.array([0, 1], np.uint8),
-                  ok, i64(0, 0), i64(0, 0), f64(4.0, 6.0), f64(5.0, 5.0), 0.5)
+                  ok, i64(0, 0), i64(0, 0), f64(4.0, 6.0), f64(5.0, 5.0), 0.5, 0.0, 0.0)
     assert out[5][1] == SRC_HISTORY and out[1][1] == pytest.approx(6.0)  # imputed from history
     assert out[10][0] == pytest.approx(9.0)
     assert out[10][1] == pytest.approx(13.5)
