@@ -309,6 +309,28 @@ def test_calibrated_uncertainty_hand_checked(t_junction_net) -> None:
     assert np.sqrt(_calibrated_var(model, healthy, params)[1]) == pytest.approx(0.2)
 
 
+def test_failed_links_add_their_uncertainty_independently(t_junction_net) -> None:
+    """Two links with all their detectors flagged, 4 and 6 vehicles: each adds
+    failed_rel_std x its vehicles, independently (random failures, imputations erring both
+    ways): sqrt((0.05 x 10)^2 + (0.5 x 4)^2 + (0.5 x 6)^2) = sqrt(13.25), not the shared
+    sqrt(0.25 + (2 + 3)^2) = sqrt(25.25)."""
+    net = t_junction_net
+    rel = 0.05
+    params = EstimatorParams(model_rel_std=rel, uncounted_rel_std=rel, loops_only_rel_std=rel,
+                             weak_rel_std=rel, stopline_only_rel_std=rel, entry_only_rel_std=rel,
+                             failed_rel_std=0.5, junction_rel_std=0.0)
+    model = estimator_model(net)
+    a, b = net.link_index["WJ"], net.link_index["SJ"]
+    veh = np.zeros(net.n_links)
+    veh[a], veh[b] = 4.0, 6.0
+    flags = np.zeros(net.n_detectors, dtype=np.uint8)
+    flags[model.meas_det[np.isin(model.meas_link, [a, b])]] = 1
+    state = init_state(model, params)._replace(
+        link_vehicles=veh, links_total=10.0, link_var=np.zeros(net.n_links), acc_flags=flags)
+    _, net_var = _calibrated_var(model, state, params)
+    assert net_var == pytest.approx(0.25 + 4.0 + 9.0)
+
+
 def test_exit_loop_checked_and_imputed_by_upstream_conservation(t_junction_net) -> None:
     """JS is fed only by W's left lane (WJ lane 1) and has no partner loop. Its entry loop
     counts nobody from interval 2 on while W's left lane releases 4-8 cars an interval: once
