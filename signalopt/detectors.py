@@ -373,7 +373,7 @@ def _impute(count, occ, speed, expected, kind, partner, near, group, group_indpt
         if not ok[d] and was_c[k] > 0.0:
             h_c2[d] = hist_c[d] * now_c[k] / was_c[k]
         if not ok[d] and was_o[k] > 0.0:
-            h_o2[d] = hist_o[d] * now_o[k] / was_o[k]
+            h_o2[d] = min(hist_o[d] * now_o[k] / was_o[k], 100.0)
     return (flags, c_out, var, o_out, v_out, src, count.copy(), occ.copy(), new_run, new_zero,
             h_c2, h_o2)
 

@@ -287,6 +287,20 @@ def test_failed_detector_history_follows_its_kind() -> None:
     assert out[11][1] == pytest.approx(5.0 * 7.5 / 5.0)  # occupancy history: 5 -> 7.5
 
 
+def test_failed_detector_occupancy_history_stays_below_100() -> None:
+    """Loop 1 (occupancy history 80 %) goes silent while loop 0's history doubles (5 -> 10 %
+    with EWMA weight 0.5 and a reading of 15 %): following its kind's trend would take loop 1
+    to 160 % (RESCO runs imputed stop lines at up to 1,174 %); it stops at 100 %."""
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    out = _impute(f64(14.0, np.nan), f64(15.0, np.nan), f64(10.0, np.nan), f64(np.nan, np.nan),
+                  i64(0, 0), i64(-1, -1), np.zeros(2, dtype=np.bool_), i64(0, 1), i64(0, 1, 2),
+                  i64(0, 1), np.array([0, 1], np.uint8), np.array([True, False]), i64(0, 0),
+                  i64(0, 0), f64(4.0, 6.0), f64(5.0, 80.0), 0.5, 0.0, 0.0)
+    assert out[11][0] == pytest.approx(10.0)
+    assert out[11][1] == pytest.approx(100.0)
+
+
 def test_health_table_ranks_detectors_by_how_often_flagged(t_junction_net) -> None:
     """Four scans: SJ's stop line silent in the last two (50 %, flagged now), WJ's left entry
     loop stuck and chattering in the first (25 % each, not now); the rest never flagged."""
