@@ -140,6 +140,16 @@ class EstimatorParams(_Params):
         default=0.2, ge=0,
         description="model_rel_std of links seen by stop-line loops alone (vehicles by"
                     " Little's law; chosen on pilot128 seed 45 with stop-line loops only)")
+    pinned_var_share: float = Field(
+        default=0.16, gt=0,
+        description="share of the filter's variance a link reports where entry loops close its"
+                    " cell and a camera sees it (the filter's flat process noise is sized for"
+                    " tracking; there its variance was about 6x the squared error)")
+    pinned_var_per_vehicle: float = Field(
+        default=0.5, ge=0,
+        description="variance per vehicle such a link adds to it (counts of a few vehicles err"
+                    " like Poisson draws); with pinned_var_share, maximum likelihood of the link"
+                    " errors on seed 45 (not scored)")
     link_var_share: float = Field(
         default=0.17, gt=0,
         description="share of the links' own variances that adds up in the network total: a"

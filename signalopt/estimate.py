@@ -715,7 +715,14 @@ def _calibrated_var(
     rel = np.array([p.model_rel_std, p.uncounted_rel_std, p.loops_only_rel_std,
                     p.weak_rel_std, p.stopline_only_rel_std, p.entry_only_rel_std])[model.obs]
     bias = rel * scale  # by observability class: links no camera sees are biased far more
-    link_var = state.link_var + fail**2 + bias**2
+    # a cell closed by healthy entry loops and seen by a camera is pinned by both: the
+    # filter's variance (flat process noise, sized for tracking) overstates its error, so the
+    # link reports a share of it plus count noise growing with its vehicles (Poisson-like);
+    # with any input flagged it keeps the filter's variance (imputed counts' variance is real)
+    pinned = (np.diff(model.in_indptr) > 0) & (np.diff(model.zone_indptr) > 0) & (share == 0)
+    own = np.where(pinned, p.pinned_var_share * state.link_var + p.pinned_var_per_vehicle * veh,
+                   state.link_var)
+    link_var = own + fail**2 + bias**2
     # the shared bias (clipped levels: conservative) adds up across links, junctions included
     shared = bias.sum() + p.model_rel_std * state.internal
     net_var = (p.link_var_share * state.link_var.sum() + state.internal_var + shared**2

@@ -292,7 +292,8 @@ def test_calibrated_uncertainty_hand_checked(t_junction_net) -> None:
     its vehicles). 4 vehicles on WJ, none elsewhere; all of WJ's detectors flagged:
     sqrt((0.05 x 4)^2 + (0.5 x 1 x 4)^2) = sqrt(0.04 + 4) = 2.01."""
     net = t_junction_net
-    params = EstimatorParams(model_rel_std=0.05, failed_rel_std=0.5, junction_rel_std=0.0)
+    params = EstimatorParams(model_rel_std=0.05, failed_rel_std=0.5, junction_rel_std=0.0,
+                             pinned_var_per_vehicle=0.0)
     model = estimator_model(net)
     state = init_state(model, params)
     wj = net.link_index["WJ"]
@@ -307,6 +308,30 @@ def test_calibrated_uncertainty_hand_checked(t_junction_net) -> None:
     assert link_var[wj] == pytest.approx(0.04 + 4.0)
     healthy = state._replace(acc_flags=np.zeros_like(flags))
     assert np.sqrt(_calibrated_var(model, healthy, params)[1]) == pytest.approx(0.2)
+
+
+def test_a_pinned_link_reports_a_share_of_the_filter_variance(t_junction_net) -> None:
+    """WJ (entry loops close its cell, a camera sees it) holds 4 vehicles with a filter
+    variance of 9: it reports 0.16 x 9 + 0.5 x 4 + (model_rel_std x 4)^2 = 3.48, not 9.04
+    (the filter's variance, sized for tracking, was about 6x the squared errors of such
+    links). A link no camera sees keeps its filter variance; the network total is unchanged."""
+    net = t_junction_net
+    params = EstimatorParams(model_rel_std=0.05, junction_rel_std=0.0, link_var_share=0.25)
+    model = estimator_model(net)
+    wj = net.link_index["WJ"]
+    assert np.diff(model.in_indptr)[wj] > 0 and np.diff(model.zone_indptr)[wj] > 0
+    veh, lv = np.zeros(net.n_links), np.zeros(net.n_links)
+    veh[wj], lv[wj] = 4.0, 9.0
+    state = init_state(model, params)._replace(link_vehicles=veh, links_total=4.0, link_var=lv)
+    link_var, net_var = _calibrated_var(model, state, params)
+    assert link_var[wj] == pytest.approx(0.16 * 9.0 + 0.5 * 4.0 + 0.04)
+    assert net_var == pytest.approx(0.25 * 9.0 + 0.04)
+    je = net.link_index["JE"]  # entry loops, no camera
+    assert np.diff(model.zone_indptr)[je] == 0
+    lv2 = np.zeros(net.n_links)
+    lv2[je] = 9.0
+    state2 = state._replace(link_vehicles=np.zeros(net.n_links), links_total=0.0, link_var=lv2)
+    assert _calibrated_var(model, state2, params)[0][je] == pytest.approx(9.0)
 
 
 def test_failed_links_add_their_uncertainty_independently(t_junction_net) -> None:
