@@ -5,8 +5,12 @@ each detector interval, runs the estimator on the run's counts, and splits the e
 network total into the parts the estimator models separately:
 
 - ``cells``: the road between a link's counting loops (conservation + camera correction);
-- ``heads+tails``: vehicles on a link that no cell holds (before the first counting loop after
-  a junction, after the stop-line loop);
+- ``heads``: vehicles on a link before its first counting loop after a junction (no cell
+  holds them);
+- ``tails``: vehicles on a link after its stop-line loop. A vehicle is on a link while its
+  front is, and counted out once its back passes the loop, so a setback shorter than a
+  vehicle (2.1 m here) holds none: the estimator's tail (the setback at the zone's or the
+  loop's density) is all error;
 - ``internal``: vehicles inside junctions.
 
 A loop counts a vehicle when its *back* leaves it (SUMO's E1, as a real loop with its
@@ -32,7 +36,15 @@ import pandas as pd
 
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import build_frame
-from signalopt.estimate import OUT_NEXT_ENTRY, OUT_STOPLINE, init_state, measure, step
+from signalopt.estimate import (
+    OUT_MERGED,
+    OUT_NEXT_ENTRY,
+    OUT_STOPLINE,
+    _with_length,
+    init_state,
+    measure,
+    step,
+)
 from signalopt.estimator_model import estimator_model
 from signalopt.io.counts import load_counts
 from signalopt.network import compile_network
@@ -97,15 +109,19 @@ def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
 
     # --- the estimator, interval by interval, keeping what it does not publish
     state, qa = init_state(model, params), QAParams()
-    est_cell, est_links, est_int, zone = [], [], [], []
+    est_cell, est_links, est_int, zone, est_tail = [], [], [], [], []
     for k in range(t_end.shape[0]):
         state = step(model, state, frame.count[k], frame.occupancy[k], frame.speed[k],
                      t_start=float(frame.times[k]), params=params, qa_params=qa)
         est_cell.append(state.cell.copy())
         est_links.append(state.links_total)
         est_int.append(state.internal)
-        zone.append(_camera(model, params, frame.count[k], frame.occupancy[k]))
-    est_cell, zone = np.array(est_cell), np.array(zone)
+        # the camera at the vehicle length the estimator learned (Cologne's fleet is 4.3 m)
+        cam, tail = _camera(model, _with_length(params, state.len_hist), frame.count[k],
+                            frame.occupancy[k])
+        zone.append(cam)
+        est_tail.append(tail.sum())
+    est_cell, zone, est_tail = np.array(est_cell), np.array(zone), np.array(est_tail)
     est_links, est_int = np.array(est_links), np.array(est_int)
 
     skip = 4  # the first two minutes start from an empty network
@@ -115,7 +131,8 @@ def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
         "true_total": links.sum(1) + true_internal,
         "network": np.maximum(est_links, 0) + est_int - links.sum(1) - true_internal,
         "cells": est_cell.sum(1) - cells.sum(1),
-        "heads+tails": (est_links - est_cell.sum(1)) - heads[:, ~covered].sum(1) - tails.sum(1),
+        "heads": (est_links - est_cell.sum(1) - est_tail) - heads[:, ~covered].sum(1),
+        "tails": est_tail - tails.sum(1),
         "internal": est_int - true_internal,
     })[skip:]
     budget = pd.concat([rows.groupby("phase_s").mean(), rows.drop(columns="phase_s").mean()
@@ -175,9 +192,20 @@ def _true_parts(snaps: pd.DataFrame, net, model, t_end: np.ndarray) -> tuple:
     return links, heads, tails, cells, covered, true_internal
 
 
-def _camera(model, params: EstimatorParams, count: np.ndarray, occ: np.ndarray) -> np.ndarray:
-    """Each cell's camera (or loop) vehicle measurement this interval (NaN = none)."""
-    return measure(model, params, np.nan_to_num(count), occ)[7]
+def _camera(model, params: EstimatorParams, count: np.ndarray,
+            occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each cell's camera (or loop) vehicle measurement this interval (NaN = none), and the
+    tail the estimator adds after each stop-line loop: the road to the link's end at the
+    zone's density where a zone reaches that far, else at the loop's (as in
+    ``signalopt.estimate._link_vehicles``)."""
+    out = measure(model, params, np.nan_to_num(count), occ)
+    k_out, k_zone = out[5], out[6]
+    reach = np.full(model.link_len.shape[0], -np.inf)
+    zone_link = np.repeat(np.arange(reach.shape[0]), np.diff(model.zone_indptr))
+    np.maximum.at(reach, zone_link, model.zone_end[model.zone_det])
+    k_tail = np.where(reach >= model.exit_pos, k_zone, k_out)
+    has_tail = np.isin(model.out_kind, (OUT_STOPLINE, OUT_MERGED))
+    return out[7], np.where(has_tail, np.maximum(model.link_len - model.exit_pos, 0.0) * k_tail, 0.0)
 
 
 def _plot(budget: pd.DataFrame, path: Path, title: str) -> None:
@@ -187,16 +215,16 @@ def _plot(budget: pd.DataFrame, path: Path, title: str) -> None:
     mpl.use("Agg")
     import matplotlib.pyplot as plt
 
-    parts = ["cells", "heads+tails", "internal", "network"]
+    parts = ["cells", "heads", "tails", "internal", "network"]
     fig, ax = plt.subplots(figsize=(7, 3.5))
     x = np.arange(len(budget.index))
     for i, col in enumerate(parts):
-        ax.bar(x + (i - 1.5) * 0.2, budget[col], width=0.2, label=col)
+        ax.bar(x + (i - 2) * 0.16, budget[col], width=0.16, label=col)
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xticks(x, [f"{v} s" if v != "all" else "all" for v in budget.index])
     ax.set(xlabel="scan position in the signal cycle", ylabel="estimate - truth (vehicles)",
            title=title)
-    ax.legend(fontsize=8, ncol=4)
+    ax.legend(fontsize=8, ncol=5)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
