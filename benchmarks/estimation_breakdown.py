@@ -43,11 +43,11 @@ import pandas as pd
 from signalopt.config import EstimatorParams, QAParams
 from signalopt.detectors import build_frame
 from signalopt.estimate import (
-    OUT_MERGED,
     OUT_NEXT_ENTRY,
     OUT_STOPLINE,
     _with_length,
     init_state,
+    link_tails,
     measure,
     step,
 )
@@ -241,17 +241,9 @@ def _true_parts(snaps: pd.DataFrame, net, model, t_end: np.ndarray) -> tuple:
 def _camera(model, params: EstimatorParams, count: np.ndarray,
             occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each cell's camera (or loop) vehicle measurement this interval (NaN = none), and the
-    tail the estimator adds after each stop-line loop: the road to the link's end at the
-    zone's density where a zone reaches that far, else at the loop's (as in
-    ``signalopt.estimate._link_vehicles``)."""
+    tail the estimator adds after each stop-line loop."""
     out = measure(model, params, np.nan_to_num(count), occ)
-    k_out, k_zone = out[5], out[6]
-    reach = np.full(model.link_len.shape[0], -np.inf)
-    zone_link = np.repeat(np.arange(reach.shape[0]), np.diff(model.zone_indptr))
-    np.maximum.at(reach, zone_link, model.zone_end[model.zone_det])
-    k_tail = np.where(reach >= model.exit_pos, k_zone, k_out)
-    has_tail = np.isin(model.out_kind, (OUT_STOPLINE, OUT_MERGED))
-    return out[7], np.where(has_tail, np.maximum(model.link_len - model.exit_pos, 0.0) * k_tail, 0.0)
+    return out[7], link_tails(model, out[5], out[6])
 
 
 def _plot(budget: pd.DataFrame, path: Path, title: str) -> None:

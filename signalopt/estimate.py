@@ -292,6 +292,28 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, in
 
 
 @njit(cache=True)
+def _tail(out_kind, exit_pos, link_len, zone_reach, k_out, k_zone):
+    """Vehicles a link holds after its stop-line loop: the road to its end at the density of
+    the zone where one reaches that far (``zone_reach``: its zones' furthest end), else at
+    the loop's. (Known to read high: see ``benchmarks/estimation_breakdown.py``.)"""
+    if out_kind != 0 and out_kind != 3:
+        return 0.0
+    k = k_zone if zone_reach >= exit_pos else k_out
+    return max(0.0, link_len - exit_pos) * k
+
+
+def link_tails(model: EstimatorModel, k_out: np.ndarray, k_zone: np.ndarray) -> np.ndarray:
+    """Per link, the vehicles the estimate puts after its stop-line loop (``_tail``), from the
+    loop and zone densities ``measure`` returns."""
+    n = model.link_len.shape[0]
+    reach = np.full(n, -np.inf)
+    np.maximum.at(reach, np.repeat(np.arange(n), np.diff(model.zone_indptr)),
+                  model.zone_end[model.zone_det])
+    return np.array([_tail(model.out_kind[l], model.exit_pos[l], model.link_len[l], reach[l],
+                           k_out[l], k_zone[l]) for l in range(n)])
+
+
+@njit(cache=True)
 def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, out_kind,
                    entry_pos, exit_pos, link_len, link_storage, zone_indptr, zone_det,
                    zone_start, zone_end, succ_indptr, succ, succ_w, T, junction_s,
@@ -313,9 +335,7 @@ def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, o
             head[l] = entry_pos[l] * k_out[l]  # merged, unseen: the road before its stop line
         else:
             head[l] = entry_pos[l] * k_in[l]
-        if out_kind[l] == 0 or out_kind[l] == 3:
-            k_tail = k_zone[l] if ze >= exit_pos[l] else k_out[l]
-            tail[l] = max(0.0, link_len[l] - exit_pos[l]) * k_tail
+        tail[l] = _tail(out_kind[l], exit_pos[l], link_len[l], ze, k_out[l], k_zone[l])
     # A cell reaching into its successors' heads hands them that part of its vehicles, but
     # never more than it holds (so the network total is the cells plus the uncovered heads
     # and tails, whatever the split).

@@ -19,6 +19,7 @@ from signalopt.estimate import (
     estimate,
     estimator_model,
     init_state,
+    link_tails,
     measure,
     run_estimator,
     split_weights,
@@ -677,3 +678,20 @@ def test_stop_line_loops_alone_measure_a_cell_by_littles_law() -> None:
                              count_var=0.0, sink_prior_var=0.0, sink_var=0.0, scan_s=120.0)
     ests, _ = run_estimator(_frame(count, np.full_like(count, 10.0)), net, params)
     assert ests[-1].link_vehicles[wj] == pytest.approx(8.0 / 30.0 * (9.8 + 8.244) + 0.08, abs=0.02)
+
+
+def test_tail_after_the_stop_line_at_the_zone_s_density_else_the_loop_s() -> None:
+    """The T-junction's approaches have stop-line loops 2 m before their 100 m end. WJ's and
+    SJ's zones reach past them, so their tails are 2 m at the zones' density (0.1 and 0.2
+    veh/m: 0.2 and 0.4); the exits JE and JS have none. Without SJ's zone its tail takes the
+    loop's density (0.3 veh/m: 0.6). (``benchmarks/estimation_breakdown.py`` shows such tails
+    to be error where the setback is shorter than a vehicle.)"""
+    from tests.conftest import build_t_junction
+
+    spec = build_t_junction()
+    for net, zone_sj, expected in ((compile_network(spec), 0.2, [0.2, 0.4, 0.0, 0.0]),
+                                   (_without(spec, "SJ_0_zone"), 0.0, [0.2, 0.6, 0.0, 0.0])):
+        idx = [net.link_index[k] for k in ("WJ", "SJ", "JE", "JS")]
+        k_out, k_zone = np.zeros(4), np.zeros(4)
+        k_out[idx], k_zone[idx] = [0.5, 0.3, 1.0, 1.0], [0.1, zone_sj, 0.0, 0.0]
+        assert link_tails(estimator_model(net), k_out, k_zone)[idx] == pytest.approx(expected)
