@@ -50,12 +50,6 @@ class QAParams(_Params):
                     " multiplying the next vehicle of a sibling that carried almost nobody")
     share_prior_occupancy: float = Field(
         default=4.0, ge=0, description="the same for its share of their occupancy, %")
-    fitted_share_evidence: float = Field(
-        default=0.5, ge=0, le=1,
-        description="how much of what upstream lanes released towards a loop with no partner"
-                    " counts as evidence that it is stuck at zero, where a fitted turning share"
-                    " sent it (a lane with one movement sends all its cars: full evidence);"
-                    " shares lag when a route's demand stops")
 
 
 class EstimatorParams(_Params):

@@ -160,26 +160,20 @@ def build_frame(
 def qa_interval(
     model: DetectorModel, state: QAState, count: np.ndarray, occupancy: np.ndarray,
     speed: np.ndarray, *, interval_s: float, params: QAParams, expected: np.ndarray | None = None,
-    expected_firm: np.ndarray | None = None,
 ) -> tuple[QAResult, QAState]:
     """Check one interval of every detector, impute what is flagged; return result and new state.
 
     ``expected``: per detector, the count that upstream conservation predicts (NaN = none),
     e.g. an entry loop's share of the flow the stop lines upstream released into its link.
-    It stands in for a partner loop where a detector has none. ``expected_firm``: the part of
-    it from lanes with one movement (the rest rests on fitted turning shares and counts as
-    ``params.fitted_share_evidence`` of evidence that the loop is stuck); all of it if omitted.
+    It stands in for a partner loop where a detector has none.
     """
     if expected is None:
         expected = np.full(count.shape[0], np.nan)
-    firm = expected if expected_firm is None else expected_firm
-    evidence = firm + params.fitted_share_evidence * (expected - firm)
     res = _qa_step(
         np.ascontiguousarray(count, dtype=np.float64),
         np.ascontiguousarray(occupancy, dtype=np.float64),
         np.ascontiguousarray(speed, dtype=np.float64),
         np.ascontiguousarray(expected, dtype=np.float64),
-        np.ascontiguousarray(evidence, dtype=np.float64),
         *model, *state, interval_s, params.max_flow_veh_h_lane, params.stuck_intervals,
         params.stuck_zero_vehicles, params.stuck_zero_zone_vehicles, params.chatter_ratio,
         params.chatter_min_count,
@@ -267,7 +261,7 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist, prior):
 
 
 @njit(cache=True)
-def _qa_step(count, occ, speed, expected, evidence, kind, partner, group, group_indptr, group_det, vmax, covers,
+def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, vmax, covers,
              near, holds, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
              stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w, prior_c, prior_o):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
@@ -293,8 +287,8 @@ def _qa_step(count, occ, speed, expected, evidence, kind, partner, group, group_
             # more than the lane between them could have stored or released
             if count[d] >= chatter_min and count[d] > chatter_ratio * ref + 3.0 + holds[d]:
                 flags[d] |= CHATTER
-        elif p < 0 and evidence[d] == evidence[d]:
-            ref = evidence[d]  # no partner loop: what upstream released towards it
+        elif p < 0 and expected[d] == expected[d]:
+            ref = expected[d]  # no partner loop: what upstream released towards it
         else:
             continue
         if count[d] == 0:

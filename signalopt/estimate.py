@@ -803,11 +803,8 @@ def step(
 ) -> EstimatorState:
     """QA one interval of raw detector arrays (NaN = missing), then update the estimate."""
     expected = _expected_entry(model, count, state.qa.hist_count, state.row_share)
-    single = np.bincount(model.row_lane)[model.row_lane] == 1  # a lane with one movement
-    firm = _expected_entry(model, count, state.qa.hist_count, state.row_share * single)
     qa, qa_state = qa_interval(model.det, state.qa, count, occupancy, speed,
-                               interval_s=params.interval_s, params=qa_params, expected=expected,
-                               expected_firm=firm)
+                               interval_s=params.interval_s, params=qa_params, expected=expected)
     state = state._replace(qa=qa_state)
     return update_interval(model, state, qa, t_end=t_start + params.interval_s, params=params)
 

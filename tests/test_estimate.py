@@ -23,7 +23,6 @@ from signalopt.estimate import (
     measure,
     run_estimator,
     split_weights,
-    step,
     vehicle_length,
 )
 from signalopt.network import (
@@ -696,28 +695,3 @@ def test_tail_after_the_stop_line_at_the_zone_s_density_else_the_loop_s() -> Non
         k_out, k_zone = np.zeros(4), np.zeros(4)
         k_out[idx], k_zone[idx] = [0.5, 0.3, 1.0, 1.0], [0.1, zone_sj, 0.0, 0.0]
         assert link_tails(estimator_model(net), k_out, k_zone)[idx] == pytest.approx(expected)
-
-
-def test_a_fitted_turning_share_is_half_the_evidence_of_a_stuck_loop() -> None:
-    """Exits X and Y have entry loops with no partner; shared lanes A and B release 6 cars
-    an interval each, split evenly towards X and Y before any turning fit: 6 expected at Y.
-    Y counts nobody. Its expectation rests on fitted shares, not on lanes with one movement,
-    so it counts half (3 an interval): Y is stuck once 10 have piled up, at the 4th interval,
-    not the 2nd (a route whose demand stops leaves the shares lagging: Cologne1's healthy
-    exits were called stuck in 0.65 % of their intervals that way)."""
-    net = _shared_lanes_net()
-    model = estimator_model(net)
-    count = np.zeros(net.n_detectors)
-    for det, c in (("A_0_stop", 6), ("B_0_stop", 6), ("A_0_in", 6), ("B_0_in", 6), ("X_0_in", 12)):
-        count[net.det_index[det]] = c
-    occ = count * 100 * 5 / (10 * T)
-    speed = np.where(count > 0, 10.0, np.nan)
-    y = net.det_index["Y_0_in"]
-    for weight, first in ((0.5, 3), (1.0, 1)):
-        state, stuck = init_state(model), []
-        for k in range(5):
-            jitter = (k % 2) * 1e-6  # not a repeated (stuck) value
-            state = step(model, state, count + jitter * (count > 0), occ, speed, t_start=k * T,
-                         params=EstimatorParams(), qa_params=QAParams(fitted_share_evidence=weight))
-            stuck.append(bool(state.acc_flags[y] & STUCK))
-        assert stuck == [k >= first for k in range(5)]
