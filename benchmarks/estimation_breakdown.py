@@ -129,8 +129,9 @@ def zone_sampling(counts: pd.DataFrame, truth: pd.DataFrame, scenario: str) -> p
     mean over every second, and the truth at the interval ends the estimate is scored at."""
     from estimation import pilot_network
 
-    model = estimator_model(pilot_network("all", scenario))
-    index = {e: i for i, e in enumerate(pilot_network("all", scenario).link_ids)}
+    net = pilot_network("all", scenario)
+    model = estimator_model(net)
+    index = {e: i for i, e in enumerate(net.link_ids)}
     reported = counts.groupby("detector_id")["occupancy"].mean()
     df = truth.assign(reported=truth["detector_id"].map(reported),
                       kind=model.out_kind[truth["link"].map(index).to_numpy()])
