@@ -17,6 +17,7 @@ virtual detectors: their own demand and window, seeds 42-44.
     python benchmarks/estimation.py --layouts all,loops,stopline+camera,stopline,camera,entry \
         --out results/estimation_layouts
     python benchmarks/estimation.py --scenarios cologne8,ingolstadt21,grid4x4 --out results/est_resco
+    python benchmarks/estimation.py --interval 10 --out results/estimation_i10  # 10 s detector data
 """
 
 from __future__ import annotations
@@ -63,16 +64,18 @@ HARNESS_TAG = "h2"
 
 
 PILOT = "pilot128"
+INTERVAL_S = 30.0  # the detectors' aggregation interval the issue's benchmark uses
 PILOT_DEMANDS = ("peak_ramp", "offpeak")
 
 
 def cache_path(demand: str, seed: int, duration: float | None, controller: str = "fixed",
-               scenario: str = PILOT) -> Path:
+               scenario: str = PILOT, interval_s: float = INTERVAL_S) -> Path:
     """Folder holding one cached run: counts.parquet, totals/links/lanes/turns.parquet
-    (``duration`` None: the scenario's own window)."""
+    (``duration`` None: the scenario's own window; ``interval_s``: the detectors' interval)."""
     root = os.environ.get("SIGNALOPT_CACHE") or Path.home() / ".cache" / "signalopt"
     span = "window" if duration is None else f"{duration:g}s"
-    name = f"{Path(scenario).stem}-{demand}-s{seed}-{span}-{controller}-{HARNESS_TAG}"
+    every = "" if interval_s == INTERVAL_S else f"-i{interval_s:g}"
+    name = f"{Path(scenario).stem}-{demand}-s{seed}-{span}-{controller}-{HARNESS_TAG}{every}"
     return Path(root) / "estimation" / name
 
 
@@ -85,14 +88,16 @@ def _scenario(scenario: str, demand: str, seed: int, duration: float | None):
 
 
 def simulate_cached(demand: str, seed: int, duration: float | None, controller: str = "fixed",
-                    scenario: str = PILOT) -> Path:
+                    scenario: str = PILOT, interval_s: float = INTERVAL_S) -> Path:
     """Run (once) a simulation and cache its counts and ground truth; return the folder."""
-    out = cache_path(demand, seed, duration, controller, scenario)
+    out = cache_path(demand, seed, duration, controller, scenario, interval_s)
     if (out / "turns.parquet").exists():
         return out
+    from sim.detectors import DetectorLayout
     from sim.runner import run_simulation
 
-    run_simulation(_scenario(scenario, demand, seed, duration), controller).write(out)
+    run_simulation(_scenario(scenario, demand, seed, duration), controller,
+                   layout=DetectorLayout(interval_s=interval_s)).write(out)
     return out
 
 
@@ -287,10 +292,11 @@ def evaluate_run(demand: str, seed: int, duration: float | None,
                  layout: str = "all", scenario: str = PILOT) -> tuple[list[dict], pd.DataFrame]:
     """Score one cached run in every failure case; rows for the table + a network time series.
 
-    ``layout``: score as if the network had only those detector kinds (``LAYOUTS``).
+    ``layout``: score as if the network had only those detector kinds (``LAYOUTS``); the
+    run's detector interval is ``params.interval_s``.
     """
     params = params or EstimatorParams()
-    folder = simulate_cached(demand, seed, duration, controller, scenario)
+    folder = simulate_cached(demand, seed, duration, controller, scenario, params.interval_s)
     from signalopt.io.counts import load_counts
 
     net = pilot_network(layout, scenario)
@@ -305,8 +311,8 @@ def evaluate_run(demand: str, seed: int, duration: float | None,
         t0 = time.perf_counter()
         ests, _ = run_estimator(fr, net, params, qa_params=QAParams(), model=model)
         wall = time.perf_counter() - t0
-        key = {"scenario": scenario, "layout": layout, "demand": demand, "seed": seed,
-               "case": case}
+        key = {"scenario": scenario, "layout": layout, "interval_s": params.interval_s,
+               "demand": demand, "seed": seed, "case": case}
         rows.append({**key, "method": "estimator",
                      **score(ests, truth, net),
                      "mean_network_std_%": 100 * np.mean([e.network_std / max(e.network_vehicles, 1)
@@ -356,7 +362,7 @@ def _plot(series: pd.DataFrame, path: Path) -> None:
 def summary_table(rows: list[dict]) -> pd.DataFrame:
     """Mean over seeds per demand x case x method (the headline table)."""
     df = pd.DataFrame(rows)
-    keys = ["scenario", "layout", "demand", "case", "method"]
+    keys = ["scenario", "layout", "interval_s", "demand", "case", "method"]
     cols = [*TARGETS, *EXTRA, "mean_network_std_%", "within_2std_%", *QA_COLS]
     return df.groupby(keys, sort=False)[cols].mean().round(3).reset_index()
 
@@ -373,7 +379,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--scenarios", default=PILOT,
                     help="comma-separated scenarios (pilot128: peak_ramp and offpeak demand; "
                          "others, e.g. RESCO's or a .sumocfg: their own demand and window)")
+    ap.add_argument("--interval", type=float, default=INTERVAL_S,
+                    help="detector aggregation interval, s (simulated and estimated at it; it"
+                         " must divide the 120 s scan)")
     args = ap.parse_args(argv)
+    scan_s = EstimatorParams().scan_s
+    if not (0 < args.interval <= scan_s and abs(scan_s / args.interval - round(scan_s / args.interval)) < 1e-9):
+        ap.error(f"--interval {args.interval:g} must divide the {scan_s:g} s scan")
+    params = EstimatorParams(interval_s=args.interval)
     layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]
     bad = [x for x in layouts if x not in LAYOUTS]
     if bad:
@@ -391,12 +404,12 @@ def main(argv: list[str] | None = None) -> int:
     with ProcessPoolExecutor(args.jobs) as pool:  # one SUMO per process
         scenarios, demands, seeds_, spans = zip(*runs, strict=True)
         list(pool.map(simulate_cached, demands, seeds_, spans, [args.controller] * len(runs),
-                      scenarios))
+                      scenarios, [args.interval] * len(runs)))
     rows, series = [], []
     for layout in layouts:
         for scenario, demand, seed, span in runs:
-            r, s = evaluate_run(demand, seed, span, controller=args.controller, layout=layout,
-                                scenario=scenario)
+            r, s = evaluate_run(demand, seed, span, params, controller=args.controller,
+                                layout=layout, scenario=scenario)
             rows += r
             if layout == layouts[0]:
                 series.append(s)
@@ -405,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     pd.DataFrame(rows).to_csv(args.out / "estimation_runs.csv", index=False)
     table.to_csv(args.out / "estimation.csv", index=False)
     _plot(pd.concat(series, ignore_index=True), args.out / "network_in_transit.png")
-    md = _markdown(table, duration, seeds, args.controller, args.scenarios)
+    md = _markdown(table, duration, seeds, args.controller, args.scenarios, args.interval)
     if len(layouts) > 1:
         md += "\n" + _layout_markdown(table)
     (args.out / "estimation.md").write_text(md)
@@ -430,14 +443,16 @@ def _layout_markdown(table: pd.DataFrame) -> str:
 
 
 def _markdown(table: pd.DataFrame, duration: float, seeds: tuple[int, ...],
-              controller: str = "fixed", scenarios: str = PILOT) -> str:
+              controller: str = "fixed", scenarios: str = PILOT,
+              interval_s: float = INTERVAL_S) -> str:
     """The table as markdown, with the targets and what was run."""
     head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
     body = "".join("| " + " | ".join(f"{v:g}" if isinstance(v, float) else str(v)
                                       for v in row) + " |\n" for row in table.itertuples(index=False))
     span = f"pilot128 {duration:g} s, others their own window" if scenarios != PILOT else f"{duration:g} s"
     return (f"# Estimator vs SUMO ground truth ({scenarios} under {controller}, {span}, "
-            f"seeds {list(seeds)}; per 120 s scan, mean over seeds)\n\n{head}{body}\n"
+            f"seeds {list(seeds)}, {interval_s:g} s detector intervals; per 120 s scan, mean "
+            f"over seeds)\n\n{head}{body}\n"
             f"Targets: {TARGETS}; failed cases: errors <= 1.5x healthy.\n")
 
 

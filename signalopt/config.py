@@ -11,6 +11,16 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+REFERENCE_INTERVAL_S = 30.0  # the interval the per-30 s constants below are stated for
+
+
+def per_interval(weight: float, interval_s: float) -> float:
+    """An EWMA weight stated per 30 s, for an interval of ``interval_s``: the same memory in
+    time (exactly ``weight`` at 30 s)."""
+    if interval_s == REFERENCE_INTERVAL_S:
+        return weight
+    return 1.0 - (1.0 - weight) ** (interval_s / REFERENCE_INTERVAL_S)
+
 
 class _Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -23,6 +33,10 @@ class QAParams(_Params):
         default=3000.0, gt=0, description="a loop counting more per lane-hour is implausible")
     stuck_intervals: int = Field(
         default=6, ge=2, description="identical non-zero count+occupancy this many times = stuck")
+    stuck_min_s: float = Field(
+        default=180.0, ge=0,
+        description="... and for at least this long: with short intervals a vehicle standing"
+                    " on a loop through a red repeats the same reading many times")
     stuck_zero_vehicles: float = Field(
         default=10.0, gt=0,
         description="a loop counting nobody while the other loop on its lane counts this many"
@@ -42,7 +56,9 @@ class QAParams(_Params):
         description="flow-occupancy check: occupancy % may exceed this x expected at free flow"
                     " only when speed is low")
     history_weight: float = Field(
-        default=0.1, gt=0, le=1, description="EWMA weight of each new interval in the history")
+        default=0.1, gt=0, le=1,
+        description="EWMA weight of each new 30 s of data in the history (a shorter or longer"
+                    " interval weighs in proportion, so the memory lasts as long)")
     share_prior_veh_h: float = Field(
         default=240.0, ge=0,
         description="flow (veh/h) added to every history before a flagged detector takes its"
@@ -88,10 +104,12 @@ class EstimatorParams(_Params):
         default=4.0, ge=0, description="variance floor of an imputed count (veh^2)")
     process_var: float = Field(
         default=4.0, ge=0,
-        description="per-interval model noise per link (veh^2): unmodelled count errors such"
-                    " as lane changes over a loop (chosen on pilot128 seed 45, not a scored seed)")
+        description="model noise per link and 30 s (veh^2; scaled to the interval): unmodelled"
+                    " count errors such as lane changes over a loop (chosen on pilot128 seed 45,"
+                    " not a scored seed)")
     sink_var: float = Field(
-        default=1e-4, ge=0, description="per-interval random walk of a link's loss fraction")
+        default=1e-4, ge=0,
+        description="random walk of a link's loss fraction per 30 s (scaled to the interval)")
     sink_prior: float = Field(
         default=0.0, ge=0, le=1, description="prior loss fraction (trips ending mid-link)")
     sink_prior_var: float = Field(default=0.01, ge=0, description="variance of that prior")
@@ -181,6 +199,11 @@ class EstimatorParams(_Params):
         description="extra seconds inside a junction per unit occupancy (0-1) at its exits"
                     " (with junction_s, least squares on pilot128 seed 45, not a scored seed)")
     junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
+    junction_window_s: float = Field(
+        default=30.0, gt=0,
+        description="averaging time of the crossing flow and exit occupancy in that dwell, s:"
+                    " the constants were fitted on 30 s means, and over shorter intervals the"
+                    " two rise and fall together (a platoon crossing), inflating their product")
     split_smoothing_s: float = Field(
         default=300.0, gt=0,
         description="averaging time of the inflows that share a next link's entry count among"

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numba import njit
 
-from signalopt.config import QAParams
+from signalopt.config import QAParams, per_interval
 from signalopt.errors import CountsError
 from signalopt.io.counts import CountsTable
 from signalopt.network import DETECTOR_KINDS, JAM_SPACING_M, CompiledNetwork
@@ -174,10 +174,12 @@ def qa_interval(
         np.ascontiguousarray(occupancy, dtype=np.float64),
         np.ascontiguousarray(speed, dtype=np.float64),
         np.ascontiguousarray(expected, dtype=np.float64),
-        *model, *state, interval_s, params.max_flow_veh_h_lane, params.stuck_intervals,
+        *model, *state, interval_s, params.max_flow_veh_h_lane,
+        max(params.stuck_intervals, int(np.ceil(params.stuck_min_s / interval_s - 1e-9))),
         params.stuck_zero_vehicles, params.stuck_zero_zone_vehicles, params.chatter_ratio,
         params.chatter_min_count,
-        params.vehicle_length_m, params.max_occupancy_per_flow, params.history_weight,
+        params.vehicle_length_m, params.max_occupancy_per_flow,
+        per_interval(params.history_weight, interval_s),
         params.share_prior_veh_h * interval_s / 3600.0, params.share_prior_occupancy,
     )
     return QAResult(*res[:6]), QAState(*res[6:])

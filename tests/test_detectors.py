@@ -91,10 +91,24 @@ def test_stuck_value_flagged_after_run(t_junction_net) -> None:
     d = net.det_index["JE_0_in"]
     count[2:, d], occ[2:, d] = 7.0, 12.3
     res, _ = run_qa(_frame(net, count, occ), detector_model(net), interval_s=T,
-                    params=QAParams(stuck_intervals=4))
+                    params=QAParams(stuck_intervals=4, stuck_min_s=0.0))
     stuck = (res.flags[:, d] & STUCK) > 0
     assert not stuck[:4].any() and stuck[5:].all()  # 4 identical values: flagged from the 4th
     assert res.source[9, d] == SRC_HISTORY  # no partner, no sibling: own history
+
+
+def test_stuck_needs_the_same_time_whatever_the_interval(t_junction_net) -> None:
+    """A queue standing in a camera's view through a 60 s red repeats the same reading (3
+    vehicles, 22 %) twelve times in 5 s intervals: not stuck. The same reading for 180 s
+    is, as it is in six 30 s intervals."""
+    net = t_junction_net
+    d = net.det_index["SJ_0_zone"]
+    for every, n_same, expect in ((5.0, 12, False), (5.0, 36, True), (30.0, 6, True)):
+        count, occ = _varying(n_same + 2, net.n_detectors)
+        count[2:, d], occ[2:, d] = 3.0, 22.0
+        frame = DetectorFrame(np.arange(n_same + 2) * every, count, occ, np.full_like(count, 0.5))
+        res, _ = run_qa(frame, detector_model(net), interval_s=every)
+        assert res.flags[-1, d] == (STUCK if expect else 0), (every, n_same)
 
 
 def test_entry_loop_far_from_its_stop_line_keeps_its_own_occupancy(t_junction_net) -> None:
