@@ -18,7 +18,14 @@ presence-drop logic), so the true cell holds the vehicles whose back lies betwee
 Also scores each cell's camera measurement (an interval mean) against the true mean of the
 interval's start and end (the chord the filter assumes), by link class. Errors are grouped by
 the scan's position in the signal cycle, because pilot128's fixed-time plans all run in step.
-Writes ``breakdown-<demand>-<controller>.md``, the two tables as CSV and ``budget-*.png``.
+A third table asks how well any filter could do per cell. Vehicles that start or end a trip
+inside a cell change it without crossing a loop; nothing in the counts foretells them, so
+conservation drifts by a random walk (variance ``Q`` per interval), and only the camera,
+whose interval mean converted to the interval's end errs with variance ``R``, pulls it back.
+A Kalman filter with that walk and that camera settles at a steady-state std of sqrt(P),
+P = xR/(x+R) with x = (Q + sqrt(Q^2 + 4QR))/2: the floor on each cell's error with these
+detectors, next to the best fixed-gain filter on the same data and the estimator's own error.
+Writes ``breakdown-<demand>-<controller>.md``, the tables as CSV and ``budget-*.png``.
 
     python benchmarks/estimation_breakdown.py --out results/estimation_breakdown
     python benchmarks/estimation_breakdown.py --demand offpeak --duration 1800 --out ...
@@ -57,17 +64,19 @@ from signalopt.network import compile_network
 
 
 def simulate_traced(demand: str, seed: int, duration: float, controller: str = "fixed",
-                    scenario: str = "pilot128", zone_truth: bool = False):
-    """Run ``scenario`` under ``controller``; return (counts rows, vehicle positions per
-    interval end), and with ``zone_truth`` also each zone's true occupancy (%, the vehicles'
-    length inside it over its length) as a mean over every second and over interval ends."""
+                    scenario: str = "pilot128", zone_truth: bool = False,
+                    interval_s: float = 30.0):
+    """Run ``scenario`` under ``controller`` with detectors reporting every ``interval_s``;
+    return (counts rows, vehicle positions per interval end), and with ``zone_truth`` also
+    each zone's true occupancy (%, the vehicles' length inside it over its length) as a mean
+    over every second and over interval ends."""
     from estimation import _scenario
     from sim.backend import open_backend
     from sim.controllers import SimContext, make_controller
     from sim.detectors import DetectorLayout, DetectorReader, instrumented_network, write_detector_file
 
     sc = _scenario(scenario, demand, seed, duration)
-    layout = DetectorLayout()
+    layout = DetectorLayout(interval_s=interval_s)
     spec = instrumented_network(sc.net, layout)
     sim, ctrl = open_backend("libsumo"), make_controller(controller)
     rows, counts = [], []
@@ -143,8 +152,9 @@ def zone_sampling(counts: pd.DataFrame, truth: pd.DataFrame, scenario: str) -> p
 
 def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
               params: EstimatorParams | None = None,
-              scenario: str = "pilot128") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Error of the network total by component and cycle phase; camera chord error by class."""
+              scenario: str = "pilot128") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Error of the network total by component and cycle phase; camera chord error by class;
+    the floor on each cell's error (``cell_floor``)."""
     from estimation import pilot_network  # the same network and detectors as the simulation
 
     params = params or EstimatorParams()
@@ -156,7 +166,7 @@ def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
 
     # --- the estimator, interval by interval, keeping what it does not publish
     state, qa = init_state(model, params), QAParams()
-    est_cell, est_links, est_int, zone, est_tail = [], [], [], [], []
+    est_cell, est_links, est_int, zone, est_tail, net_in = [], [], [], [], [], []
     for k in range(t_end.shape[0]):
         state = step(model, state, frame.count[k], frame.occupancy[k], frame.speed[k],
                      t_start=float(frame.times[k]), params=params, qa_params=qa)
@@ -164,10 +174,11 @@ def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
         est_links.append(state.links_total)
         est_int.append(state.internal)
         # the camera at the vehicle length the estimator learned (Cologne's fleet is 4.3 m)
-        cam, tail = _camera(model, _with_length(params, state.len_hist), frame.count[k],
-                            frame.occupancy[k])
+        cam, tail, dn = _camera(model, _with_length(params, state.len_hist), frame.count[k],
+                                frame.occupancy[k])
         zone.append(cam)
         est_tail.append(tail.sum())
+        net_in.append(dn)
     est_cell, zone, est_tail = np.array(est_cell), np.array(zone), np.array(est_tail)
     est_links, est_int = np.array(est_links), np.array(est_int)
 
@@ -200,7 +211,9 @@ def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
         cam.append({"links": name, "n": int(m.sum()), "true_cells_mean": cells[skip:, m].sum(1).mean(),
                     "camera_minus_chord": err.sum(1).mean(), "mean_abs_per_link": np.abs(err).mean(),
                     "cell_error": (est_cell[skip:, m] - cells[skip:, m]).sum(1).mean()})
-    return budget, pd.DataFrame(cam).round(3)
+    counted = {k: v for k, v in classes.items() if not k.startswith("other")}  # loops both ends
+    floor = cell_floor(cells, est_cell, zone, np.array(net_in), counted, skip)
+    return budget, pd.DataFrame(cam).round(3), floor
 
 
 def _true_parts(snaps: pd.DataFrame, net, model, t_end: np.ndarray) -> tuple:
@@ -240,11 +253,61 @@ def _true_parts(snaps: pd.DataFrame, net, model, t_end: np.ndarray) -> tuple:
 
 
 def _camera(model, params: EstimatorParams, count: np.ndarray,
-            occ: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each cell's camera (or loop) vehicle measurement this interval (NaN = none), and the
-    tail the estimator adds after each stop-line loop."""
+            occ: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each cell's camera (or loop) vehicle measurement this interval (NaN = none), the tail
+    the estimator adds after each stop-line loop, and each cell's counted in - out."""
     out = measure(model, params, np.nan_to_num(count), occ)
-    return out[7], link_tails(model, out[5], out[6])
+    return out[7], link_tails(model, out[5], out[6]), out[0] - out[2]
+
+
+def kalman_floor(q: float, r: float) -> float:
+    """Steady-state std of a random walk (variance ``q`` per step) measured every step with
+    noise variance ``r``: the posterior variance solves P = (P + q) r / (P + q + r)."""
+    x = 0.5 * (q + np.sqrt(q * q + 4.0 * q * r))  # the prior variance P + q
+    return float(np.sqrt(x * r / (x + r))) if x + r > 0 else 0.0
+
+
+def cell_floor(cells: np.ndarray, est_cell: np.ndarray, zone: np.ndarray, net_in: np.ndarray,
+               classes: dict[str, np.ndarray], skip: int) -> pd.DataFrame:
+    """Per link class (cells a camera sees), what trip ends and the camera leave to any filter:
+    the unexplained change per interval (true change - counted in + out: its mean, variance Q
+    and lag-1 autocorrelation), the camera's error at the interval end (its measurement plus
+    half the counted change, as the filter reads it: bias and variance R), the Kalman floor
+    on the cell's error, the best fixed-gain filter's mean absolute error, and the estimator's."""
+    gauss_mae = np.sqrt(2.0 / np.pi)  # mean |e| of a normal error per unit std
+    rows = []
+    for name, cls in classes.items():
+        m = cls & ~np.isnan(zone).any(0)
+        if not m.any():
+            continue
+        c, dn = cells[skip:, m], net_in[skip:, m]
+        walk = np.diff(c, axis=0) - dn[1:]
+        dev = walk - walk.mean(0)
+        cam = zone[skip:, m] + 0.5 * dn - c
+        q, r = float(walk.var()), float(cam.var())
+        best = min((_fixed_gain_mae(c, zone[skip:, m], dn, k), k)
+                   for k in np.arange(0.1, 0.95, 0.1))
+        floor = gauss_mae * kalman_floor(q, r)
+        rows.append({"cells": name, "n": int(m.sum()), "true_per_cell": c.mean(),
+                     "unexplained_mean": walk.mean(), "Q": q,
+                     "lag1_autocorr": float((dev[1:] * dev[:-1]).mean() / dev.var()),
+                     "camera_bias": cam.mean(), "R": r, "floor_mae": floor,
+                     "best_gain": best[1], "best_gain_mae": best[0],
+                     "estimator_mae": np.abs(est_cell[skip:, m] - c).mean(),
+                     "floor_wmape_%": 100 * floor / c.mean(),
+                     "estimator_wmape_%": 100 * np.abs(est_cell[skip:, m] - c).mean() / c.mean()})
+    return pd.DataFrame(rows).round(3)
+
+
+def _fixed_gain_mae(cells: np.ndarray, zone: np.ndarray, net_in: np.ndarray, gain: float) -> float:
+    """Mean absolute error of n = gain * camera + (1 - gain) * (n + in - out), started at the
+    truth (its first 10 intervals not scored)."""
+    n, err = cells[0].copy(), []
+    for k in range(1, cells.shape[0]):
+        pred = n + net_in[k]
+        n = gain * (zone[k] + 0.5 * net_in[k]) + (1.0 - gain) * pred
+        err.append(np.abs(n - cells[k]).mean())
+    return float(np.mean(err[10:]))
 
 
 def _plot(budget: pd.DataFrame, path: Path, title: str) -> None:
@@ -289,16 +352,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--controller", default="fixed", help="signal control during the run")
     ap.add_argument("--cycle", type=float, default=90.0, help="signal cycle of the plans, s")
     ap.add_argument("--fresh", action="store_true", help="re-simulate even if a trace is saved")
+    ap.add_argument("--interval", type=float, default=30.0,
+                    help="detector aggregation interval, s (the trace is taken at its ends)")
     ap.add_argument("--zones", action="store_true",
                     help="only check the cameras: re-simulate, measuring every zone each second")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
     tag = f"{args.demand}-{args.controller}"
+    if args.interval != 30.0:
+        tag += f"-i{args.interval:g}"
     if args.scenario != "pilot128":
         tag = f"{Path(args.scenario).stem}-{tag}"
     if args.zones:
         counts, _, truth = simulate_traced(args.demand, args.seed, args.duration,
-                                           args.controller, args.scenario, zone_truth=True)
+                                           args.controller, args.scenario, zone_truth=True,
+                                           interval_s=args.interval)
         table = zone_sampling(counts, truth, args.scenario)
         args.out.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out / f"zones-{tag}.csv")
@@ -314,19 +382,23 @@ def main(argv: list[str] | None = None) -> int:
         snaps = pd.read_parquet(cache)
     else:
         counts, snaps = simulate_traced(args.demand, args.seed, args.duration, args.controller,
-                                        args.scenario)
+                                        args.scenario, interval_s=args.interval)
         args.out.mkdir(parents=True, exist_ok=True)
         counts.to_parquet(cache.with_suffix(".counts.parquet"))
         snaps.to_parquet(cache)
-    budget, cam = breakdown(counts, snaps, args.cycle, scenario=args.scenario)
+    budget, cam, floor = breakdown(counts, snaps, args.cycle,
+                                   EstimatorParams(interval_s=args.interval), scenario=args.scenario)
     args.out.mkdir(parents=True, exist_ok=True)
     budget.to_csv(args.out / f"budget-{tag}.csv")
     cam.to_csv(args.out / f"camera-{tag}.csv", index=False)
+    floor.to_csv(args.out / f"floor-{tag}.csv", index=False)
     md = (f"# Estimator error budget, {args.scenario} {args.demand} under {args.controller}, seed {args.seed}, "
           f"{args.duration:g} s (vehicles, estimate - truth, mean per interval end)\n\n"
           f"By position in the {args.cycle:g} s cycle:\n\n{_md(budget.rename_axis('phase_s'))}\n\n"
           f"Camera measurement vs the chord the filter assumes, by link class:\n\n"
-          f"{_md(cam.set_index('links'))}\n")
+          f"{_md(cam.set_index('links'))}\n\n"
+          f"What trip ends and the camera leave to any filter, per cell (vehicles; Q, R: "
+          f"variances per interval):\n\n{_md(floor.set_index('cells'))}\n")
     (args.out / f"breakdown-{tag}.md").write_text(md)
     _plot(budget, args.out / f"budget-{tag}.png", f"{args.scenario} {args.demand} under {args.controller}")
     print(md)
