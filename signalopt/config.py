@@ -199,11 +199,6 @@ class EstimatorParams(_Params):
         description="extra seconds inside a junction per unit occupancy (0-1) at its exits"
                     " (with junction_s, least squares on pilot128 seed 45, not a scored seed)")
     junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
-    junction_window_s: float = Field(
-        default=30.0, gt=0,
-        description="averaging time of the crossing flow and exit occupancy in that dwell, s:"
-                    " the constants were fitted on 30 s means, and over shorter intervals the"
-                    " two rise and fall together (a platoon crossing), inflating their product")
     split_smoothing_s: float = Field(
         default=300.0, gt=0,
         description="averaging time of the inflows that share a next link's entry count among"

@@ -81,8 +81,6 @@ class EstimatorState(NamedTuple):
     links_total: float  # sum of the link estimates before clipping at 0
     internal: float  # vehicles inside junctions
     internal_var: float
-    cross_avg: np.ndarray  # (n_links,) junction crossings per interval, recent mean (NaN: none)
-    exit_occ_avg: np.ndarray  # (n_links,) occupancy (0-1) at the junction's exits, recent mean
     lane_queue: np.ndarray  # (n_lanes,)
     row_share: np.ndarray  # (n_rows,) share of its lane's flow going to the row's movement
     turning_ratio: np.ndarray  # (n_mov,)
@@ -477,7 +475,6 @@ def init_state(model: EstimatorModel, params: EstimatorParams | None = None) -> 
         p00=np.full(n, 1.0), p01=np.zeros(n), p11=np.full(n, params.sink_prior_var),
         link_vehicles=np.zeros(n), healthy_vehicles=np.zeros(n), link_var=np.full(n, 1.0),
         links_total=0.0, internal=0.0, internal_var=0.0,
-        cross_avg=np.full(n, np.nan), exit_occ_avg=np.zeros(n),
         lane_queue=np.zeros(model.lane_link.shape[0]), row_share=share, turning_ratio=ratio,
         scan_stop=np.zeros((k, model.lane_link.shape[0])), scan_in=np.zeros((k, n)),
         prev_stop=np.zeros(model.lane_link.shape[0]),
@@ -508,13 +505,8 @@ def update_interval(
         x_loss, m.out_kind, m.in_kind != IN_UNKNOWN, m.entry_pos, m.exit_pos, m.link_speed,
         m.link_lanes, p.jam_spacing_m, p.interval_s, p.process_var * per_30s,
         p.sink_var * per_30s)
-    # the dwell's two inputs, averaged over junction_window_s (this interval alone at 30 s)
-    a = 1.0 if state.t_end != state.t_end else min(p.interval_s / p.junction_window_s, 1.0)
-    down_occ = (1.0 - a) * state.exit_occ_avg + a * _exit_occupancy(
-        m, k_in, p.vehicle_length_m)[m.exit_link]
-    now = _junction_crossings(m, p, out, qa.count, qa.occupancy)
-    cross = now if a == 1.0 else np.where(
-        np.isnan(now), np.nan, (1.0 - a) * np.nan_to_num(state.cross_avg) + a * now)
+    down_occ = _exit_occupancy(m, k_in, p.vehicle_length_m)[m.exit_link]
+    cross = _junction_crossings(m, p, out, qa.count, qa.occupancy)
     veh, var, internal = _link_vehicles(
         cell, p00, out, cross, k_in, k_out, k_zone, head_q, down_occ, m.out_kind, m.entry_pos,
         m.exit_pos, m.link_len, m.link_storage, m.zone_indptr, m.zone_det,
@@ -532,7 +524,6 @@ def update_interval(
         healthy_vehicles=np.where(_any_flagged(m, qa.flags), state.healthy_vehicles, veh),
         links_total=links_total, link_var=var,
         internal=float(internal), internal_var=_internal_var(m, out, p),
-        cross_avg=cross, exit_occ_avg=down_occ,
         lane_queue=queue, scan_stop=_add_row(state.scan_stop, state.acc_intervals, stop),
         scan_in=_add_row(state.scan_in, state.acc_intervals, _fit_inflow(m, u, w)),
         flow_avg=flow_avg, len_hist=len_hist,

@@ -701,7 +701,7 @@ def test_noise_is_stated_per_30_s_whatever_the_interval(chain_net) -> None:
     """Without measurements a cell's variance grows by process_var per 30 s: 1 + 3 x 4 = 13
     after 90 s, whether the detectors report every 30 s or every 10 s (nine intervals of
     4/3 each, not nine of 4)."""
-    params = CONSERVE.model_copy(update={"process_var": 4.0, "junction_window_s": 30.0})
+    params = CONSERVE.model_copy(update={"process_var": 4.0})
     for every, n in ((30.0, 3), (10.0, 9)):
         p = params.model_copy(update={"interval_s": every})
         zeros = np.zeros((n, chain_net.n_detectors))
@@ -710,20 +710,3 @@ def test_noise_is_stated_per_30_s_whatever_the_interval(chain_net) -> None:
                                  chain_net, p)
         np.testing.assert_allclose(state.p00[:2], 13.0, rtol=1e-6)
 
-
-def test_junction_dwell_inputs_are_averaged_over_30_s(t_junction_net) -> None:
-    """At 10 s intervals the crossing flow and exit occupancy that set the vehicles inside
-    a junction are exponential means with weight 10/30 (the constants hold for 30 s means):
-    crossings 6 then 0 at an approach's stop line average 6 x 2/3 = 4."""
-    net = t_junction_net
-    p = EstimatorParams(interval_s=10.0)
-    model = estimator_model(net)
-    count = np.zeros((2, net.n_detectors))
-    stops = [net.det_index[d] for d in net.det_ids if d.startswith("WJ_") and d.endswith("_stop")]
-    count[0, stops] = 3.0  # two lanes: 6 crossings in the first interval, none in the second
-    occ, speed = np.zeros_like(count), np.full_like(count, np.nan)
-    occ[0, stops], speed[0, stops] = 20.0, 10.0
-    _, state = run_estimator(DetectorFrame(np.arange(2) * 10.0, count, occ, speed), net, p,
-                             qa_params=QAParams(), model=model)
-    wj = net.link_index["WJ"]
-    assert state.cross_avg[wj] == pytest.approx(6.0 * 2 / 3)
