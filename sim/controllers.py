@@ -322,6 +322,10 @@ class Signalopt(FixedTime):
         from signalopt.scan import initial_scan_state  # noqa: PLC0415
         from sim.apply import PlanApplier  # noqa: PLC0415
 
+        est = self.config.estimator
+        if est.interval_s != ctx.interval_s:  # the detectors' interval is the feed's, not ours
+            self.config = self.config.model_copy(update={
+                "estimator": est.model_copy(update={"interval_s": ctx.interval_s})})
         opt = self.config.optimizer
         local = opt.local_control
         self._state = initial_scan_state(ctx.net)
