@@ -33,6 +33,15 @@ class ScanConfig(_Params):
     estimator: EstimatorParams = EstimatorParams()
     optimizer: OptimizerParams = OptimizerParams()
 
+    def at_interval(self, interval_s: float) -> ScanConfig:
+        """This config for detectors reporting every ``interval_s`` (a property of the feed,
+        not a choice: the estimator reads each interval's counts as that long)."""
+        if self.estimator.interval_s == interval_s:
+            return self
+        est = EstimatorParams.model_validate({**self.estimator.model_dump(),
+                                              "interval_s": interval_s})
+        return self.model_copy(update={"estimator": est})
+
     @property
     def limits(self) -> PlanLimits:
         """Plan invariants derived from the optimizer's own bounds (one source of truth)."""

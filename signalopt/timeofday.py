@@ -21,6 +21,7 @@ import pandas as pd
 
 from signalopt import estimate
 from signalopt.errors import CountsError
+from signalopt.io.counts import detector_interval
 from signalopt.network import DETECTOR_KINDS, CompiledNetwork
 from signalopt.optimize import initial_state, optimize
 from signalopt.plan import TimingPlan, array_problems, build_plans, describe
@@ -160,7 +161,7 @@ def time_of_day_plans(
     slot_s, min_period_s
         Profile resolution, and the shortest period kept (field plans do not switch often).
     """
-    config = config or ScanConfig()
+    config = (config or ScanConfig()).at_interval(detector_interval(counts))
     profile = flow_profile(net, counts, slot_s=slot_s)
     periods, labels = find_periods(profile, slot_s=slot_s, n_levels=n_levels,
                                    min_period_s=min_period_s)

@@ -322,10 +322,7 @@ class Signalopt(FixedTime):
         from signalopt.scan import initial_scan_state  # noqa: PLC0415
         from sim.apply import PlanApplier  # noqa: PLC0415
 
-        est = self.config.estimator
-        if est.interval_s != ctx.interval_s:  # the detectors' interval is the feed's, not ours
-            self.config = self.config.model_copy(update={
-                "estimator": est.model_copy(update={"interval_s": ctx.interval_s})})
+        self.config = self.config.at_interval(ctx.interval_s)  # the feed's, not our default
         opt = self.config.optimizer
         local = opt.local_control
         self._state = initial_scan_state(ctx.net)

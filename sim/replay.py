@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from signalopt.errors import CountsError
-from signalopt.io.counts import read_counts
+from signalopt.io.counts import detector_interval, read_counts
 from signalopt.network import CompiledNetwork
 from signalopt.scan import ScanConfig, ScanResult, initial_scan_state, run_scan
 from sim.detectors import DetectorLayout
@@ -103,12 +103,11 @@ def replay_counts(
 
     Scans after ``end`` are dropped (a live run stops before scanning its last interval).
     """
-    config = config or ScanConfig()
     if counts.empty:
         msg = "no accepted counts to replay"
         raise CountsError(msg)
-    starts = np.unique(counts["interval_start"].to_numpy(dtype=float))
-    interval_s = float(np.min(np.diff(starts))) if starts.size > 1 else config.scan_s
+    interval_s = detector_interval(counts, default=(config or ScanConfig()).scan_s)
+    config = (config or ScanConfig()).at_interval(interval_s)
     windows = [(t, w) for t, w in scan_windows(counts, scan_s=config.scan_s, interval_s=interval_s,
                                 begin=begin, lag_s=lag_s) if t <= end + 1e-9]
     state = initial_scan_state(net)
@@ -201,8 +200,8 @@ def detector_health(net_file: Path, counts_file: Path, *, config: ScanConfig | N
     from signalopt.detectors import health_table  # noqa: PLC0415
     from signalopt.estimate import run_estimator  # noqa: PLC0415
 
-    config = config or ScanConfig()
     net, frame = load_recorded(net_file, counts_file, layout)
+    config = (config or ScanConfig()).at_interval(detector_interval(frame))
     ests, _ = run_estimator(frame, net, config.estimator, qa_params=config.qa)
     return health_table(np.array([e.detector_flags for e in ests], dtype=np.uint8),
                         np.array([e.t for e in ests]), net)

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from signalopt.errors import CountsError
-from signalopt.io.counts import COUNT_COLUMNS, CountsTable, load_counts, read_counts, validate_counts
+from signalopt.io.counts import (
+    COUNT_COLUMNS,
+    CountsTable,
+    detector_interval,
+    load_counts,
+    read_counts,
+    validate_counts,
+)
 
 
 def _row(det: str = "L0_0_in", t: float = 0.0, count: object = 5, occ: float = 10.0,
@@ -96,3 +103,13 @@ def test_read_counts_unknown_format(chain_net, tmp_path) -> None:
     path.write_text("x")
     with pytest.raises(CountsError, match="c.txt"):
         read_counts(path, chain_net)
+
+
+def test_detector_interval_is_the_shortest_step_of_one_detector() -> None:
+    """Two detectors at 0/60/120 s and one that missed 60 s: the feed reports every 60 s (the
+    gap across detectors, 0 -> 0, and the missed interval do not count); empty: the default."""
+    df = pd.DataFrame({"detector_id": ["a", "a", "a", "b", "b", "b", "c", "c"],
+                       "interval_start": [0.0, 60.0, 120.0, 120.0, 0.0, 60.0, 0.0, 120.0]})
+    assert detector_interval(df) == 60.0
+    assert detector_interval(df[df["detector_id"] == "c"]) == 120.0
+    assert detector_interval(df.iloc[:0], default=30.0) == 30.0

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from signalopt.errors import CountsError
-from sim.replay import FRAMES, replay_file, scan_windows
+from signalopt.io.counts import detector_interval
+from sim.replay import FRAMES, detector_health, replay_file, scan_windows
 
 SUMOCFG = """<configuration><input>
   <net-file value="net.net.xml"/><route-files value="r.rou.xml"/>
@@ -82,6 +83,24 @@ def test_offline_replay_of_recorded_counts(live: tuple[Path, object], tmp_path: 
         replay_file(tmp_path / "bad.parquet", d / "net.net.xml")
     with pytest.raises(FileNotFoundError, match=r"missing\.parquet"):
         replay_file(tmp_path / "missing.parquet", d / "net.net.xml")
+
+
+@pytest.mark.sumo
+def test_a_recording_at_60_s_is_read_at_60_s(live: tuple[Path, object], tmp_path: Path) -> None:
+    """The live run's 30 s counts summed into 60 s intervals (occupancy and speed averaged):
+    QA and the replay read them at 60 s. At the engine's default 30 s every other interval
+    would be missing, and every detector flagged as silent in every scan."""
+    d, rep = live
+    c = rep.counts.assign(interval_start=rep.counts["interval_start"] // 60 * 60)
+    c60 = c.groupby(["detector_id", "interval_start"], as_index=False).agg(
+        count=("count", "sum"), occupancy=("occupancy", "mean"), speed=("speed", "mean"))
+    c60.to_parquet(tmp_path / "c60.parquet")
+    assert detector_interval(c60) == 60.0 and detector_interval(rep.counts) == 30.0
+    health = detector_health(d / "net.net.xml", tmp_path / "c60.parquet")
+    assert (health["no_data_%"] == 0).all()
+    off = replay_file(tmp_path / "c60.parquet", d / "net.net.xml")
+    assert list(off.scans["t"]) == [120.0, 240.0, 360.0]
+    assert off.scans["network_vehicles"].notna().all()
 
 
 @pytest.mark.sumo

@@ -259,3 +259,15 @@ def read_counts(
     except CountsError as exc:
         msg = f"{path}: {exc}"
         raise CountsError(msg) from exc
+
+
+def detector_interval(frame: pd.DataFrame, default: float = 30.0) -> float:
+    """The interval a recording's detectors report at: the shortest step between one
+    detector's consecutive interval starts (``default`` if no detector reports twice)."""
+    if frame.empty:
+        return default
+    df = frame[["detector_id", "interval_start"]].sort_values(["detector_id", "interval_start"])
+    same = df["detector_id"].to_numpy()[1:] == df["detector_id"].to_numpy()[:-1]
+    steps = np.diff(df["interval_start"].to_numpy(dtype=np.float64))[same]
+    steps = steps[steps > 0]
+    return float(steps.min()) if steps.size else default
