@@ -72,6 +72,8 @@ def serve(  # one typer option per parameter, keyword-only
     host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     scan_s: Annotated[float, typer.Option(help="scan period, seconds")] = 120.0,
+    interval: Annotated[float, typer.Option(help="the detectors' reporting interval, seconds"
+                                                  " (must divide the scan)")] = 30.0,
     scan: Annotated[bool, typer.Option(help="run the live scan loop (off: serve only)")] = True,
     require_approval: Annotated[bool, typer.Option(help="scan plans wait for an engineer")]
     = False,
@@ -92,8 +94,12 @@ def serve(  # one typer option per parameter, keyword-only
         if network is None:
             msg = "give --network FILE (or --replay SCENARIO)"
             raise InputError(msg)
+        n = scan_s / interval if interval > 0 else 0.0
+        if n < 1 or abs(n - round(n)) > 1e-9:
+            msg = f"--interval {interval:g} must divide --scan-s {scan_s:g}"
+            raise InputError(msg)
         _serve_live(uvicorn, service, db=db, net=load_network(network), keys=key_list,
-                    host=host, port=port, scan_s=scan_s, scan=scan,
+                    host=host, port=port, scan_s=scan_s, interval_s=interval, scan=scan,
                     require_approval=require_approval, log_level=log_level)
     except SignaloptError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -101,8 +107,8 @@ def serve(  # one typer option per parameter, keyword-only
 
 
 def _serve_live(uvicorn: Any, service: Any, *, db: str, net: Any, keys: list[Any], host: str,
-                port: int, scan_s: float, scan: bool, require_approval: bool,
-                log_level: str) -> None:
+                port: int, scan_s: float, interval_s: float, scan: bool,
+                require_approval: bool, log_level: str) -> None:
     """uvicorn in the main thread, the wall-clock scan loop in a background thread."""
     from signalopt.live import LiveDriver, engine_scan  # noqa: PLC0415
     from signalopt.plan import PlanLimits  # noqa: PLC0415
@@ -113,7 +119,7 @@ def _serve_live(uvicorn: Any, service: Any, *, db: str, net: Any, keys: list[Any
     if scan:
         from signalopt.scan import ScanConfig  # noqa: PLC0415
 
-        scan_cfg = ScanConfig(scan_s=scan_s)
+        scan_cfg = ScanConfig(scan_s=scan_s).at_interval(interval_s)
         limits = scan_cfg.limits  # the optimizer's own bounds are the invariants' limits
     config = service.ServiceConfig(scan_s=scan_s, limits=limits)
     app = service.create_app(store, net, keys=keys, config=config)

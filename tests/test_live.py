@@ -173,6 +173,9 @@ def test_serve_command_fails_kindly(tmp_path: Any) -> None:
     net_file = tmp_path / "net.json"
     net_file.write_text(tiny_spec().model_dump_json())
     assert load_network(net_file).int_ids == ("A", "B")
+    out = runner.invoke(app, ["serve", "--network", str(net_file), "--interval", "50"])
+    assert out.exit_code == 2
+    assert "--interval 50 must divide --scan-s 120" in out.output
 
 
 def test_a_detector_that_falls_silent_is_reported_and_logged_once(
