@@ -88,10 +88,14 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/control"))
     ap.add_argument("--detectors", default="all",
                     help="detector layout of the site: " + ", ".join(DETECTOR_LAYOUTS))
+    ap.add_argument("--interval", type=float, default=None,
+                    help="the detectors' reporting interval, s (default: the layout's, 30)")
     args = ap.parse_args()
     if args.detectors not in DETECTOR_LAYOUTS:
         ap.error(f"unknown detector layout {args.detectors!r}; choose from {', '.join(DETECTOR_LAYOUTS)}")
     layout = named_layout(args.detectors)
+    if args.interval is not None:
+        layout = layout.model_copy(update={"interval_s": args.interval})
     if args.tables:
         print(tables_from(args.tables))
         return
