@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from signalopt.config import EstimatorParams, QAParams
+from signalopt.config import EstimatorParams, QAParams, divides_scan
 from signalopt.detectors import DetectorFrame, build_frame
 from signalopt.errors import ScenarioError
 from signalopt.estimate import (
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                          " must divide the 120 s scan)")
     args = ap.parse_args(argv)
     scan_s = EstimatorParams().scan_s
-    if not (0 < args.interval <= scan_s and abs(scan_s / args.interval - round(scan_s / args.interval)) < 1e-9):
+    if not divides_scan(args.interval, scan_s):
         ap.error(f"--interval {args.interval:g} must divide the {scan_s:g} s scan")
     params = EstimatorParams(interval_s=args.interval)
     layouts = [x.strip() for x in args.layouts.split(",") if x.strip()]

@@ -288,14 +288,14 @@ def cell_floor(cells: np.ndarray, est_cell: np.ndarray, zone: np.ndarray, net_in
         best = min((_fixed_gain_mae(c, zone[skip:, m], dn, k), k)
                    for k in np.arange(0.1, 0.95, 0.1))
         floor = gauss_mae * kalman_floor(q, r)
+        est_mae = np.abs(est_cell[skip:, m] - c).mean()
         rows.append({"cells": name, "n": int(m.sum()), "true_per_cell": c.mean(),
                      "unexplained_mean": walk.mean(), "Q": q,
                      "lag1_autocorr": float((dev[1:] * dev[:-1]).mean() / dev.var()),
                      "camera_bias": cam.mean(), "R": r, "floor_mae": floor,
-                     "best_gain": best[1], "best_gain_mae": best[0],
-                     "estimator_mae": np.abs(est_cell[skip:, m] - c).mean(),
+                     "best_gain": best[1], "best_gain_mae": best[0], "estimator_mae": est_mae,
                      "floor_wmape_%": 100 * floor / c.mean(),
-                     "estimator_wmape_%": 100 * np.abs(est_cell[skip:, m] - c).mean() / c.mean()})
+                     "estimator_wmape_%": 100 * est_mae / c.mean()})
     return pd.DataFrame(rows).round(3)
 
 

@@ -22,6 +22,12 @@ def per_interval(weight: float, interval_s: float) -> float:
     return 1.0 - (1.0 - weight) ** (interval_s / REFERENCE_INTERVAL_S)
 
 
+def divides_scan(interval_s: float, scan_s: float) -> bool:
+    """Whether detector intervals of ``interval_s`` tile a scan of ``scan_s`` exactly."""
+    n = scan_s / interval_s if interval_s > 0 else 0.0
+    return n >= 1 and abs(n - round(n)) < 1e-9
+
+
 class _Params(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -94,8 +94,9 @@ def serve(  # one typer option per parameter, keyword-only
         if network is None:
             msg = "give --network FILE (or --replay SCENARIO)"
             raise InputError(msg)
-        n = scan_s / interval if interval > 0 else 0.0
-        if n < 1 or abs(n - round(n)) > 1e-9:
+        from signalopt.config import divides_scan  # noqa: PLC0415
+
+        if not divides_scan(interval, scan_s):
             msg = f"--interval {interval:g} must divide --scan-s {scan_s:g}"
             raise InputError(msg)
         _serve_live(uvicorn, service, db=db, net=load_network(network), keys=key_list,

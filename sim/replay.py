@@ -106,8 +106,9 @@ def replay_counts(
     if counts.empty:
         msg = "no accepted counts to replay"
         raise CountsError(msg)
-    interval_s = detector_interval(counts, default=(config or ScanConfig()).scan_s)
-    config = (config or ScanConfig()).at_interval(interval_s)
+    config = config or ScanConfig()
+    interval_s = detector_interval(counts, default=config.scan_s)
+    config = config.at_interval(interval_s)
     windows = [(t, w) for t, w in scan_windows(counts, scan_s=config.scan_s, interval_s=interval_s,
                                 begin=begin, lag_s=lag_s) if t <= end + 1e-9]
     state = initial_scan_state(net)
