@@ -15,7 +15,7 @@ import pandas as pd
 from pydantic import Field
 
 from signalopt import estimate
-from signalopt.config import EstimatorParams, OptimizerParams, QAParams, _Params
+from signalopt.config import EstimatorParams, OptimizerParams, QAParams, _Params, divides_scan
 from signalopt.detectors import DetectorFrame
 from signalopt.errors import CountsError
 from signalopt.network import CompiledNetwork
@@ -35,7 +35,13 @@ class ScanConfig(_Params):
 
     def at_interval(self, interval_s: float) -> ScanConfig:
         """This config for detectors reporting every ``interval_s`` (a property of the feed,
-        not a choice: the estimator reads each interval's counts as that long)."""
+        not a choice: the estimator reads each interval's counts as that long). It must tile
+        the scan: a scan closes on an interval's end."""
+        if not divides_scan(interval_s, self.scan_s):
+            msg = (f"the detectors report every {interval_s:g} s, which does not divide the "
+                   f"{self.scan_s:g} s scan: aggregate the counts to an interval that does "
+                   f"(e.g. 30 s) or choose a scan that is a multiple of {interval_s:g} s")
+            raise CountsError(msg)
         if self.estimator.interval_s == interval_s:
             return self
         est = EstimatorParams.model_validate({**self.estimator.model_dump(),

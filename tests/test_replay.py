@@ -104,6 +104,28 @@ def test_a_recording_at_60_s_is_read_at_60_s(live: tuple[Path, object], tmp_path
 
 
 @pytest.mark.sumo
+def test_a_recording_whose_interval_does_not_tile_the_scan_is_refused(
+        live: tuple[Path, object], tmp_path: Path) -> None:
+    """Summed into 45 s intervals the recording cannot close a 120 s scan on an interval's
+    end: replay and QA refuse it, naming the interval, instead of scanning every 135 s."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from signalopt.cli import app  # noqa: PLC0415
+
+    d, rep = live
+    c = rep.counts.assign(interval_start=rep.counts["interval_start"] // 45 * 45)
+    c45 = c.groupby(["detector_id", "interval_start"], as_index=False).agg(
+        count=("count", "sum"), occupancy=("occupancy", "mean"), speed=("speed", "mean"))
+    c45.to_parquet(tmp_path / "c45.parquet")
+    with pytest.raises(CountsError, match="every 45 s"):
+        replay_file(tmp_path / "c45.parquet", d / "net.net.xml")
+    net, counts = ["--network", str(d / "net.net.xml")], str(tmp_path / "c45.parquet")
+    for args in (["replay", counts, *net], ["qa", *net, "--counts", counts]):
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / args[0])])
+        assert res.exit_code != 0 and "every 45 s" in res.output, res.output
+
+
+@pytest.mark.sumo
 def test_replay_cli_offline(live: tuple[Path, object], tmp_path: Path) -> None:
     """``signalopt replay COUNTS --network NET`` writes the frames; without --network it fails."""
     from typer.testing import CliRunner  # noqa: PLC0415

@@ -61,3 +61,14 @@ def test_frozen_intersection_is_never_changed(grid2x2_net: CompiledNetwork) -> N
     ptr = grid2x2_net.int_phase_indptr
     np.testing.assert_array_equal(res2.plan.duration[ptr[0]:ptr[1]], res.plan.duration[ptr[0]:ptr[1]])
     assert not np.array_equal(res2.plan.duration[ptr[1]:ptr[2]], res.plan.duration[ptr[1]:ptr[2]])
+
+
+def test_a_feed_whose_interval_does_not_tile_the_scan_is_refused() -> None:
+    """A scan closes on an interval's end, so the feed's interval must divide the scan: 60 s
+    does, 45 s and 0 s do not (a clear error naming both), and 45 s tiles a 135 s scan."""
+    assert ScanConfig().at_interval(60.0).estimator.interval_s == 60.0
+    with pytest.raises(CountsError, match=r"every 45 s, which does not divide the 120 s scan"):
+        ScanConfig().at_interval(45.0)
+    with pytest.raises(CountsError, match="every 0 s"):
+        ScanConfig().at_interval(0.0)
+    assert ScanConfig(scan_s=135.0).at_interval(45.0).estimator.interval_s == 45.0
