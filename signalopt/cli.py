@@ -25,6 +25,9 @@ DetectorsOption = Annotated[str, typer.Option(
 # a recorded counts file and the network it comes from (optimize, qa)
 NetworkOption = Annotated[Path, typer.Option(help="SUMO .net.xml the counts come from")]
 CountsOption = Annotated[Path, typer.Option(help="recorded counts (.parquet, .csv or .json)")]
+DetectorFileOption = Annotated[Path | None, typer.Option(
+    help="SUMO additional file with the site's own E1 loops / E2 zones (default: the virtual"
+         " detectors the harness places)")]
 
 DEMO_CONTROLLERS = "signalopt,fixed,actuated,maxpressure"
 
@@ -225,6 +228,7 @@ def replay(
     duration: Annotated[float | None, typer.Option(help="simulated seconds (live)")] = None,
     scale: Annotated[float, typer.Option(help="demand multiplier (live)")] = 1.0,
     detectors: DetectorsOption = "all",
+    detector_file: DetectorFileOption = None,
 ) -> None:
     """Run the engine scan by scan over a scenario or recorded counts; keep every estimate and plan."""
     from sim.detectors import named_layout  # noqa: PLC0415
@@ -239,6 +243,7 @@ def replay(
                 if network is None:
                     raise typer.BadParameter("offline replay of a counts file needs --network NET")
                 rep = replay_file(Path(source), network, layout=layout,
+                                  detector_file=detector_file,
                                   on_scan=lambda k, n: bar.update(task, completed=k / n))
             else:
                 rep = replay_scenario(source, seed=seed, demand=demand, duration=duration,
@@ -262,12 +267,14 @@ def optimize(
     slot: Annotated[float, typer.Option(help="flow profile resolution, s")] = 900.0,
     min_period: Annotated[float, typer.Option(help="shortest period kept, s")] = 1800.0,
     kind: Annotated[str, typer.Option(help="tlLogic type: static | actuated")] = "static",
+    detector_file: DetectorFileOption = None,
 ) -> None:
     """Offline time-of-day plans: periods found from the counts, one optimized plan per period."""
     from sim.offline import optimize_offline  # noqa: PLC0415
 
     res = _with_status("finding periods and optimizing plans", lambda: optimize_offline(
-        network, counts, out, n_levels=levels, slot_s=slot, min_period_s=min_period, kind=kind))
+        network, counts, out, n_levels=levels, slot_s=slot, min_period_s=min_period, kind=kind,
+        detector_file=detector_file))
     table = Table(title=f"time-of-day plans ({res.compute_s:.2f} s to compute)")
     for col in ("period", "start s", "end s", "link entries/h", "mean cycle s"):
         table.add_column(col, justify="right")
@@ -284,13 +291,14 @@ def qa(
     counts: CountsOption,
     out: Annotated[Path, typer.Option(help="folder for detector_health.csv")] = Path("out/qa"),
     top: Annotated[int, typer.Option(help="flagged detectors to list")] = 20,
+    detector_file: DetectorFileOption = None,
 ) -> None:
     """Detector health: which detectors QA flags in a recorded counts file, how often and why."""
     from signalopt.detectors import FLAG_NAMES  # noqa: PLC0415
     from sim.replay import detector_health  # noqa: PLC0415
 
     table = _with_status("checking every detector, scan by scan",
-                         lambda: detector_health(network, counts))
+                         lambda: detector_health(network, counts, detector_file=detector_file))
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "detector_health.csv", index=False)
     flagged = table[table["flagged_%"] > 0]

@@ -32,8 +32,10 @@ def _service_modules() -> Any:
     return uvicorn, service, service_auth
 
 
-def load_network(path: Path) -> Any:
-    """A compiled network from a NetworkSpec ``.json`` (with detectors) or a SUMO ``.net.xml``."""
+def load_network(path: Path, detector_file: Path | None = None) -> Any:
+    """A compiled network from a NetworkSpec ``.json`` (with detectors) or a SUMO ``.net.xml``;
+    ``detector_file`` (a SUMO additional file) gives the site's detectors instead."""
+    from signalopt.io.sumo_detectors import read_sumo_detectors  # noqa: PLC0415
     from signalopt.network import NetworkSpec, compile_network  # noqa: PLC0415
 
     if path.suffix == ".json":
@@ -46,6 +48,8 @@ def load_network(path: Path) -> Any:
         from signalopt.io.sumo_net import read_sumo_net  # noqa: PLC0415
 
         spec = read_sumo_net(path)
+    if detector_file is not None:
+        spec = spec.with_detectors(read_sumo_detectors(detector_file, spec))
     return compile_network(spec)
 
 
@@ -65,6 +69,9 @@ def serve(  # one typer option per parameter, keyword-only
     = "plans.sqlite",
     network: Annotated[Path | None, typer.Option(help="network .json (NetworkSpec) or .net.xml")]
     = None,
+    detector_file: Annotated[Path | None, typer.Option(
+        help="SUMO additional file with the site's E1 loops / E2 zones (replaces the"
+             " network's detectors)")] = None,
     replay: Annotated[str | None, typer.Option(help="drive the loop from a live SUMO run of "
                                                      "this scenario (e.g. pilot128)")] = None,
     keys: Annotated[Path | None, typer.Option(help="JSON file of hashed API keys; without it "
@@ -99,7 +106,7 @@ def serve(  # one typer option per parameter, keyword-only
         if not divides_scan(interval, scan_s):
             msg = f"--interval {interval:g} must divide --scan-s {scan_s:g}"
             raise InputError(msg)
-        _serve_live(uvicorn, service, db=db, net=load_network(network), keys=key_list,
+        _serve_live(uvicorn, service, db=db, net=load_network(network, detector_file), keys=key_list,
                     host=host, port=port, scan_s=scan_s, interval_s=interval, scan=scan,
                     require_approval=require_approval, log_level=log_level)
     except SignaloptError as exc:

@@ -67,13 +67,15 @@ def optimize_offline(
     min_period_s: float = 1800.0,
     config: ScanConfig | None = None,
     kind: str = "static",
+    detector_file: Path | None = None,
 ) -> OfflineResult:
     """Compute time-of-day plans from ``counts`` on ``network`` and export them into ``out``.
 
     ``kind`` is the SUMO tlLogic type written: ``static`` (fixed time, the field practice for
     time-of-day plans) or ``actuated`` (gap actuation within the plans' min/max bounds).
+    ``detector_file``: the site's own detectors (SUMO additional file), else the virtual ones.
     """
-    net, frame = load_recorded(network, counts)
+    net, frame = load_recorded(network, counts, detector_file=detector_file)
     t0 = time.perf_counter()
     tod = time_of_day_plans(net, frame, config=config, n_levels=n_levels, slot_s=slot_s,
                             min_period_s=min_period_s)

@@ -173,6 +173,14 @@ def test_serve_command_fails_kindly(tmp_path: Any) -> None:
     net_file = tmp_path / "net.json"
     net_file.write_text(tiny_spec().model_dump_json())
     assert load_network(net_file).int_ids == ("A", "B")
+    site = tmp_path / "site.add.xml"  # the site's own detectors replace the network's
+    site.write_text('<additional><inductionLoop id="wA" lane="w_A_0" pos="5"/>'
+                    '<laneAreaDetector id="camA" lane="w_A_0" pos="20" endPos="-1"/></additional>')
+    assert load_network(net_file, site).det_ids == ("wA", "camA")
+    out = runner.invoke(app, ["serve", "--network", str(net_file), "--detector-file",
+                              str(tmp_path / "none.add.xml")])
+    assert out.exit_code == 2
+    assert "detector file not found" in out.output
     out = runner.invoke(app, ["serve", "--network", str(net_file), "--interval", "50"])
     assert out.exit_code == 2
     assert "--interval 50 must divide --scan-s 120" in out.output

@@ -126,6 +126,45 @@ def test_a_recording_whose_interval_does_not_tile_the_scan_is_refused(
 
 
 @pytest.mark.sumo
+def test_a_site_described_by_its_own_detector_file(live: tuple[Path, object],
+                                                   tmp_path: Path) -> None:
+    """The harness's detectors written as a SUMO additional file read back as the same
+    detectors (ids, lanes, kinds; positions to the file's 0.01 m). With that file, QA on the
+    live recording flags exactly what it flags with the virtual layout, and ``signalopt qa``
+    and ``signalopt replay --detector-file`` run; a file that lacks a recorded detector makes
+    its rows an error naming one."""
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from signalopt.cli import app  # noqa: PLC0415
+    from signalopt.io.sumo_detectors import read_sumo_detectors  # noqa: PLC0415
+    from sim.detectors import instrumented_network, write_detector_file  # noqa: PLC0415
+
+    d, rep = live
+    spec = instrumented_network(d / "net.net.xml")
+    add = write_detector_file(spec.detectors, tmp_path / "site.add.xml", interval_s=30.0)
+    back = {x.id: x for x in read_sumo_detectors(add, spec)}
+    assert set(back) == {x.id for x in spec.detectors}
+    for x in spec.detectors:
+        y = back[x.id]
+        assert (y.link, y.lane, y.kind) == (x.link, x.lane, x.kind), x.id
+        assert abs(y.pos - x.pos) <= 0.01 and abs(y.length - x.length) <= 0.02, x.id
+    rep.counts.to_parquet(tmp_path / "c.parquet")
+    own = detector_health(d / "net.net.xml", tmp_path / "c.parquet", detector_file=add)
+    virtual = detector_health(d / "net.net.xml", tmp_path / "c.parquet")
+    cols = [c for c in virtual.columns if c.endswith("_%") or c in ("detector_id", "scans")]
+    pd.testing.assert_frame_equal(own[cols], virtual[cols])
+    net = ["--network", str(d / "net.net.xml"), "--detector-file", str(add)]
+    for args in (["qa", "--counts", str(tmp_path / "c.parquet"), *net],
+                 ["replay", str(tmp_path / "c.parquet"), *net]):
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / args[0])])
+        assert res.exit_code == 0, res.output
+    assert len(pd.read_parquet(tmp_path / "replay" / "scans.parquet")) == 3
+    lacking = write_detector_file(spec.detectors[1:], tmp_path / "less.add.xml", interval_s=30.0)
+    with pytest.raises(CountsError, match="unknown detector"):
+        replay_file(tmp_path / "c.parquet", d / "net.net.xml", detector_file=lacking)
+
+
+@pytest.mark.sumo
 def test_replay_cli_offline(live: tuple[Path, object], tmp_path: Path) -> None:
     """``signalopt replay COUNTS --network NET`` writes the frames; without --network it fails."""
     from typer.testing import CliRunner  # noqa: PLC0415

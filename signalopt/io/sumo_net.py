@@ -1,4 +1,5 @@
-"""Read a SUMO ``.net.xml`` into a ``NetworkSpec``; the only sumolib import in signalopt/."""
+"""Read a SUMO ``.net.xml`` into a ``NetworkSpec`` (with ``sumo_detectors``, the only sumolib
+imports in signalopt/)."""
 
 from __future__ import annotations
 
