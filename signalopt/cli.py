@@ -32,6 +32,13 @@ DetectorFileOption = Annotated[Path | None, typer.Option(
 DEMO_CONTROLLERS = "signalopt,fixed,actuated,maxpressure"
 
 
+def _site(detector_file: Path | None) -> Any:
+    """The ``DetectorLayout`` of a site's own detector file (None: the virtual detectors)."""
+    from sim.detectors import DetectorLayout  # noqa: PLC0415
+
+    return DetectorLayout(site_file=detector_file)
+
+
 def _fail(exc: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}")
     return typer.Exit(code=2)
@@ -81,6 +88,7 @@ def simulate(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("out/simulate"),
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
     detectors: DetectorsOption = "all",
+    detector_file: DetectorFileOption = None,
 ) -> None:
     """Simulate one scenario under one controller; write metrics.json and trips.parquet."""
     from scenarios.registry import resolve_scenario  # noqa: PLC0415
@@ -89,7 +97,7 @@ def simulate(
     from sim.runner import run_simulation  # noqa: PLC0415
 
     try:
-        layout = named_layout(detectors)
+        layout = named_layout(detectors, site_file=detector_file)
         ctrl = make_controller(controller)
         spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
         with _progress() as bar:
@@ -107,7 +115,7 @@ def simulate(
 
 def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, demand: str | None,
                  duration: float | None, out: Path, workers: int, traci: bool,
-                 detectors: str = "all") -> None:
+                 detectors: str = "all", detector_file: Path | None = None) -> None:
     from sim.compare import markdown_table, plan_tasks, run_compare  # noqa: PLC0415
     from sim.controllers import CONTROLLERS  # noqa: PLC0415
     from sim.detectors import named_layout  # noqa: PLC0415
@@ -118,7 +126,7 @@ def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, dem
     try:
         tasks = plan_tasks(scenario, controllers, seeds, demand=demand, duration=duration,
                            backend="traci" if traci else "libsumo", out_dir=out / "runs",
-                           layout=named_layout(detectors))
+                           layout=named_layout(detectors, site_file=detector_file))
     except (SignaloptError, ValueError) as exc:
         raise _fail(exc) from exc
     with _progress() as bar:
@@ -155,10 +163,12 @@ def compare(
     workers: Annotated[int, typer.Option(help="parallel SUMO processes")] = 2,
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
     detectors: DetectorsOption = "all",
+    detector_file: DetectorFileOption = None,
 ) -> None:
     """Run controllers x seeds in a process pool; print and write the comparison table and plot."""
     _run_compare(scenario, _split(controllers), _split(seeds, int), demand=demand, duration=duration,
-                 out=out, workers=workers, traci=traci, detectors=detectors)
+                 out=out, workers=workers, traci=traci, detectors=detectors,
+                 detector_file=detector_file)
 
 
 @app.command()
@@ -236,14 +246,13 @@ def replay(
 
     offline = Path(source).suffix.lower() in (".csv", ".parquet", ".pq", ".json")
     try:
-        layout = named_layout(detectors)
+        layout = named_layout(detectors, site_file=detector_file)
         with _progress() as bar:
             task = bar.add_task(f"replay {source}", total=1.0)
             if offline:
                 if network is None:
                     raise typer.BadParameter("offline replay of a counts file needs --network NET")
                 rep = replay_file(Path(source), network, layout=layout,
-                                  detector_file=detector_file,
                                   on_scan=lambda k, n: bar.update(task, completed=k / n))
             else:
                 rep = replay_scenario(source, seed=seed, demand=demand, duration=duration,
@@ -274,7 +283,7 @@ def optimize(
 
     res = _with_status("finding periods and optimizing plans", lambda: optimize_offline(
         network, counts, out, n_levels=levels, slot_s=slot, min_period_s=min_period, kind=kind,
-        detector_file=detector_file))
+        layout=_site(detector_file)))
     table = Table(title=f"time-of-day plans ({res.compute_s:.2f} s to compute)")
     for col in ("period", "start s", "end s", "link entries/h", "mean cycle s"):
         table.add_column(col, justify="right")
@@ -298,7 +307,7 @@ def qa(
     from sim.replay import detector_health  # noqa: PLC0415
 
     table = _with_status("checking every detector, scan by scan",
-                         lambda: detector_health(network, counts, detector_file=detector_file))
+                         lambda: detector_health(network, counts, layout=_site(detector_file)))
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "detector_health.csv", index=False)
     flagged = table[table["flagged_%"] > 0]

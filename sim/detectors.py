@@ -30,6 +30,10 @@ class DetectorLayout(BaseModel):
     entry: bool = True
     stopline: bool = True
     zone: bool = True
+    site_file: Path | None = Field(
+        default=None, description="SUMO additional file with the site's own E1 loops / E2 zones"
+                                  " (``signalopt.io.sumo_detectors``): used instead of placing"
+                                  " virtual ones; the kind switches above still apply")
 
 
 # named detector layouts: which kinds a site has ("all" is the harness default)
@@ -102,12 +106,19 @@ def _upstream_zones(spec: NetworkSpec, approach: dict[str, set[int]], zone_m: fl
 
 
 def instrumented_network(net_file: Path, layout: DetectorLayout | None = None) -> NetworkSpec:
-    """Read a SUMO network and place the virtual detectors on it: the one way every run,
-    replay and benchmark builds the engine's network description."""
+    """Read a SUMO network and put its detectors on it, the virtual ones or the site's own
+    (``layout.site_file``): the one way every run, replay and benchmark builds the engine's
+    network description."""
+    from signalopt.io.sumo_detectors import read_sumo_detectors  # noqa: PLC0415
     from signalopt.io.sumo_net import read_sumo_net  # noqa: PLC0415
 
+    layout = layout or DetectorLayout()
     spec = read_sumo_net(net_file)
-    return spec.with_detectors(fit_to_lanes(place_detectors(spec, layout), net_file))
+    if layout.site_file is None:
+        return spec.with_detectors(fit_to_lanes(place_detectors(spec, layout), net_file))
+    wanted = {"entry": layout.entry, "stopline": layout.stopline, "zone": layout.zone}
+    own = [d for d in read_sumo_detectors(layout.site_file, spec) if wanted[d.kind]]
+    return spec.with_detectors(fit_to_lanes(own, net_file))
 
 
 def fit_to_lanes(detectors: list[DetectorSpec], net_file: Path) -> list[DetectorSpec]:

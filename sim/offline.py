@@ -20,6 +20,7 @@ import pandas as pd
 from signalopt.io.plan_export import plans_to_tllogic, write_plans
 from signalopt.scan import ScanConfig
 from signalopt.timeofday import Period, TimeOfDayPlans, time_of_day_plans
+from sim.detectors import DetectorLayout
 from sim.replay import load_recorded
 
 
@@ -67,15 +68,15 @@ def optimize_offline(
     min_period_s: float = 1800.0,
     config: ScanConfig | None = None,
     kind: str = "static",
-    detector_file: Path | None = None,
+    layout: DetectorLayout | None = None,
 ) -> OfflineResult:
     """Compute time-of-day plans from ``counts`` on ``network`` and export them into ``out``.
 
     ``kind`` is the SUMO tlLogic type written: ``static`` (fixed time, the field practice for
     time-of-day plans) or ``actuated`` (gap actuation within the plans' min/max bounds).
-    ``detector_file``: the site's own detectors (SUMO additional file), else the virtual ones.
+    ``layout``: the detectors the counts come from (the virtual ones if None).
     """
-    net, frame = load_recorded(network, counts, detector_file=detector_file)
+    net, frame = load_recorded(network, counts, layout)
     t0 = time.perf_counter()
     tod = time_of_day_plans(net, frame, config=config, n_levels=n_levels, slot_s=slot_s,
                             min_period_s=min_period_s)

@@ -64,23 +64,16 @@ class ReplayResult:
         return files
 
 
-def load_network(net_file: Path, layout: DetectorLayout | None = None,
-                 detector_file: Path | None = None) -> CompiledNetwork:
-    """Compile a SUMO network with the detectors the counts come from: the site's own E1/E2
-    detectors from ``detector_file`` (a SUMO additional file), else the harness's virtual
-    ones (``layout``)."""
-    from signalopt.io.sumo_detectors import read_sumo_detectors  # noqa: PLC0415
-    from signalopt.io.sumo_net import read_sumo_net  # noqa: PLC0415
+def load_network(net_file: Path, layout: DetectorLayout | None = None) -> CompiledNetwork:
+    """Compile a SUMO network with the detectors the counts come from: the harness's virtual
+    ones, or the site's own (``layout.site_file``)."""
     from signalopt.network import compile_network  # noqa: PLC0415
     from sim.detectors import instrumented_network  # noqa: PLC0415
 
     if not net_file.is_file():
         msg = f"network file not found: {net_file}"
         raise FileNotFoundError(msg)
-    if detector_file is None:
-        return compile_network(instrumented_network(net_file, layout or DetectorLayout()))
-    spec = read_sumo_net(net_file)
-    return compile_network(spec.with_detectors(read_sumo_detectors(detector_file, spec)))
+    return compile_network(instrumented_network(net_file, layout or DetectorLayout()))
 
 
 def scan_windows(counts: pd.DataFrame, *, scan_s: float, interval_s: float, begin: float = 0.0,
@@ -176,18 +169,17 @@ def replay_file(
     config: ScanConfig | None = None,
     on_scan: Callable[[int, int], None] | None = None,
     layout: DetectorLayout | None = None,
-    detector_file: Path | None = None,
 ) -> ReplayResult:
     """Offline replay of a recorded counts file (.csv/.parquet/.json) over a SUMO network
-    (``layout``: the virtual detector kinds the site has, or ``detector_file``: its own
-    detectors; every row must belong to one of them)."""
-    net, frame = load_recorded(net_file, counts_file, layout, detector_file)
+    (``layout``: the detectors the site has, virtual or its own; every row must belong to one
+    of them)."""
+    net, frame = load_recorded(net_file, counts_file, layout)
     begin = float(frame["interval_start"].min())
     return replay_counts(net, frame, config=config, begin=begin, on_scan=on_scan)
 
 
-def load_recorded(net_file: Path, counts_file: Path, layout: DetectorLayout | None = None,
-                  detector_file: Path | None = None) -> tuple[CompiledNetwork, pd.DataFrame]:
+def load_recorded(net_file: Path, counts_file: Path,
+                  layout: DetectorLayout | None = None) -> tuple[CompiledNetwork, pd.DataFrame]:
     """A network with its detectors (``load_network``) and a recorded counts file that must
     fit it whole (a rejected row is an error here: offline work on partial data would
     mislead)."""
@@ -195,7 +187,7 @@ def load_recorded(net_file: Path, counts_file: Path, layout: DetectorLayout | No
         if not path.is_file():
             msg = f"{what} file not found: {path}"
             raise FileNotFoundError(msg)
-    net = load_network(net_file, layout, detector_file)
+    net = load_network(net_file, layout)
     table = read_counts(counts_file, net)
     if len(table.rejected):
         first = table.rejected.iloc[0].to_dict()
@@ -205,15 +197,14 @@ def load_recorded(net_file: Path, counts_file: Path, layout: DetectorLayout | No
 
 
 def detector_health(net_file: Path, counts_file: Path, *, config: ScanConfig | None = None,
-                    layout: DetectorLayout | None = None,
-                    detector_file: Path | None = None) -> pd.DataFrame:
+                    layout: DetectorLayout | None = None) -> pd.DataFrame:
     """QA's verdict on every detector of a recorded counts file: how often it was flagged, and
     why, scan by scan (``signalopt.detectors.health_table``), as the engine would have seen it
     live (the estimator's upstream expectations included)."""
     from signalopt.detectors import health_table  # noqa: PLC0415
     from signalopt.estimate import run_estimator  # noqa: PLC0415
 
-    net, frame = load_recorded(net_file, counts_file, layout, detector_file)
+    net, frame = load_recorded(net_file, counts_file, layout)
     config = (config or ScanConfig()).at_interval(detector_interval(frame))
     ests, _ = run_estimator(frame, net, config.estimator, qa_params=config.qa)
     return health_table(np.array([e.detector_flags for e in ests], dtype=np.uint8),

@@ -76,7 +76,7 @@ def run_simulation(
         tripinfo = Path(tmp) / "tripinfo.xml"
         args = [
             "-n", str(scenario.net), "-r", ",".join(map(str, scenario.routes)),
-            "-a", ",".join(map(str, [*scenario.additionals, det_file])),
+            "-a", ",".join(map(str, [*_additionals(scenario, layout), det_file])),
             "--begin", f"{scenario.begin:g}", "--end", f"{scenario.end:g}",
             "--seed", str(scenario.seed), "--no-step-log", "--no-warnings",
             "--duration-log.disable", "--tripinfo-output", str(tripinfo),
@@ -100,6 +100,13 @@ def run_simulation(
     })
     extra = getattr(ctrl, "frames", lambda: {})()
     return RunResult(metrics=metrics, trips=trips, counts=counts, truth=truth, extra=extra)
+
+
+def _additionals(scenario: ScenarioSpec, layout: DetectorLayout) -> list[Path]:
+    """The scenario's additional files, less the site's detector file where the scenario
+    loads it itself: the run writes those detectors again with its own period."""
+    site = layout.site_file.resolve() if layout.site_file is not None else None
+    return [Path(a) for a in scenario.additionals if Path(a).resolve() != site]
 
 
 def _loop(sim, ctrl, spec, net, scenario, layout, progress):

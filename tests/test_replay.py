@@ -137,7 +137,11 @@ def test_a_site_described_by_its_own_detector_file(live: tuple[Path, object],
 
     from signalopt.cli import app  # noqa: PLC0415
     from signalopt.io.sumo_detectors import read_sumo_detectors  # noqa: PLC0415
-    from sim.detectors import instrumented_network, write_detector_file  # noqa: PLC0415
+    from sim.detectors import (  # noqa: PLC0415
+        DetectorLayout,
+        instrumented_network,
+        write_detector_file,
+    )
 
     d, rep = live
     spec = instrumented_network(d / "net.net.xml")
@@ -149,7 +153,8 @@ def test_a_site_described_by_its_own_detector_file(live: tuple[Path, object],
         assert (y.link, y.lane, y.kind) == (x.link, x.lane, x.kind), x.id
         assert abs(y.pos - x.pos) <= 0.01 and abs(y.length - x.length) <= 0.02, x.id
     rep.counts.to_parquet(tmp_path / "c.parquet")
-    own = detector_health(d / "net.net.xml", tmp_path / "c.parquet", detector_file=add)
+    own = detector_health(d / "net.net.xml", tmp_path / "c.parquet",
+                          layout=DetectorLayout(site_file=add))
     virtual = detector_health(d / "net.net.xml", tmp_path / "c.parquet")
     cols = [c for c in virtual.columns if c.endswith("_%") or c in ("detector_id", "scans")]
     pd.testing.assert_frame_equal(own[cols], virtual[cols])
@@ -161,7 +166,8 @@ def test_a_site_described_by_its_own_detector_file(live: tuple[Path, object],
     assert len(pd.read_parquet(tmp_path / "replay" / "scans.parquet")) == 3
     lacking = write_detector_file(spec.detectors[1:], tmp_path / "less.add.xml", interval_s=30.0)
     with pytest.raises(CountsError, match="unknown detector"):
-        replay_file(tmp_path / "c.parquet", d / "net.net.xml", detector_file=lacking)
+        replay_file(tmp_path / "c.parquet", d / "net.net.xml",
+                    layout=DetectorLayout(site_file=lacking))
 
 
 @pytest.mark.sumo
