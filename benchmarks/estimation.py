@@ -23,6 +23,7 @@ virtual detectors: their own demand and window, seeds 42-44.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -34,7 +35,7 @@ import pandas as pd
 
 from signalopt.config import EstimatorParams, QAParams, divides_scan
 from signalopt.detectors import DetectorFrame, build_frame
-from signalopt.errors import ScenarioError
+from signalopt.errors import NetworkError, ScenarioError
 from signalopt.estimate import (
     Estimate,
     EstimatorModel,
@@ -69,12 +70,17 @@ PILOT_DEMANDS = ("peak_ramp", "offpeak")
 
 
 def cache_path(demand: str, seed: int, duration: float | None, controller: str = "fixed",
-               scenario: str = PILOT, interval_s: float = INTERVAL_S) -> Path:
+               scenario: str = PILOT, interval_s: float = INTERVAL_S,
+               site_file: Path | None = None) -> Path:
     """Folder holding one cached run: counts.parquet, totals/links/lanes/turns.parquet
-    (``duration`` None: the scenario's own window; ``interval_s``: the detectors' interval)."""
+    (``duration`` None: the scenario's own window; ``interval_s``: the detectors' interval;
+    ``site_file``: the site's own detectors instead of the virtual ones, keyed by content)."""
     root = os.environ.get("SIGNALOPT_CACHE") or Path.home() / ".cache" / "signalopt"
     span = "window" if duration is None else f"{duration:g}s"
     every = "" if interval_s == INTERVAL_S else f"-i{interval_s:g}"
+    if site_file is not None:
+        digest = hashlib.sha1(Path(site_file).read_bytes()).hexdigest()[:8]
+        every += f"-site-{Path(site_file).stem}-{digest}"
     name = f"{Path(scenario).stem}-{demand}-s{seed}-{span}-{controller}-{HARNESS_TAG}{every}"
     return Path(root) / "estimation" / name
 
@@ -88,27 +94,30 @@ def _scenario(scenario: str, demand: str, seed: int, duration: float | None):
 
 
 def simulate_cached(demand: str, seed: int, duration: float | None, controller: str = "fixed",
-                    scenario: str = PILOT, interval_s: float = INTERVAL_S) -> Path:
+                    scenario: str = PILOT, interval_s: float = INTERVAL_S,
+                    site_file: Path | None = None) -> Path:
     """Run (once) a simulation and cache its counts and ground truth; return the folder."""
-    out = cache_path(demand, seed, duration, controller, scenario, interval_s)
+    out = cache_path(demand, seed, duration, controller, scenario, interval_s, site_file)
     if (out / "turns.parquet").exists():
         return out
     from sim.detectors import DetectorLayout
     from sim.runner import run_simulation
 
     run_simulation(_scenario(scenario, demand, seed, duration), controller,
-                   layout=DetectorLayout(interval_s=interval_s)).write(out)
+                   layout=DetectorLayout(interval_s=interval_s, site_file=site_file)).write(out)
     return out
 
 
-def pilot_network(layout: str = "all", scenario: str = PILOT) -> CompiledNetwork:
+def pilot_network(layout: str = "all", scenario: str = PILOT,
+                  site_file: Path | None = None) -> CompiledNetwork:
     """The network of ``scenario`` (pilot128 by default) with the virtual detectors of
-    ``layout`` (a ``LAYOUTS`` key; "all": as the simulation placed them)."""
+    ``layout`` (a ``LAYOUTS`` key; "all": as the simulation placed them), or the kinds of
+    ``layout`` among the site's own detectors (``site_file``)."""
     from sim.detectors import instrumented_network, named_layout
 
     demand = PILOT_DEMANDS[1] if scenario == PILOT else "default"
     net = _scenario(scenario, demand, 42, None).net
-    return compile_network(instrumented_network(net, named_layout(layout)))
+    return compile_network(instrumented_network(net, named_layout(layout, site_file=site_file)))
 
 
 def fail_detectors(frame: DetectorFrame, fraction: float,
@@ -289,17 +298,19 @@ def score_naive(frame: DetectorFrame, truth: Truth, net: CompiledNetwork,
 
 def evaluate_run(demand: str, seed: int, duration: float | None,
                  params: EstimatorParams | None = None, controller: str = "fixed",
-                 layout: str = "all", scenario: str = PILOT) -> tuple[list[dict], pd.DataFrame]:
+                 layout: str = "all", scenario: str = PILOT,
+                 site_file: Path | None = None) -> tuple[list[dict], pd.DataFrame]:
     """Score one cached run in every failure case; rows for the table + a network time series.
 
     ``layout``: score as if the network had only those detector kinds (``LAYOUTS``); the
-    run's detector interval is ``params.interval_s``.
+    run's detector interval is ``params.interval_s``; ``site_file``: its detectors.
     """
     params = params or EstimatorParams()
-    folder = simulate_cached(demand, seed, duration, controller, scenario, params.interval_s)
+    folder = simulate_cached(demand, seed, duration, controller, scenario, params.interval_s,
+                             site_file)
     from signalopt.io.counts import load_counts
 
-    net = pilot_network(layout, scenario)
+    net = pilot_network(layout, scenario, site_file)
     model = estimator_model(net)
     rows_in = pd.read_parquet(folder / "counts.parquet")
     rows_in = rows_in[rows_in["detector_id"].isin(set(net.det_ids))]
@@ -382,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interval", type=float, default=INTERVAL_S,
                     help="detector aggregation interval, s (simulated and estimated at it; it"
                          " must divide the 120 s scan)")
+    ap.add_argument("--detector-file", type=Path, default=None,
+                    help="SUMO additional file with the site's own E1/E2 detectors, simulated"
+                         " and estimated instead of the virtual ones (one scenario)")
     args = ap.parse_args(argv)
     scan_s = EstimatorParams().scan_s
     if not divides_scan(args.interval, scan_s):
@@ -397,19 +411,19 @@ def main(argv: list[str] | None = None) -> int:
             for sc in (x.strip() for x in args.scenarios.split(",") if x.strip())
             for d in (PILOT_DEMANDS if sc == PILOT else ("default",)) for s in seeds]
     for sc in {r[0] for r in runs}:
-        try:
-            pilot_network("all", sc)  # an unknown scenario fails here, before any simulation
-        except ScenarioError as exc:
+        try:  # an unknown scenario or a bad detector file fails here, before any simulation
+            pilot_network("all", sc, args.detector_file)
+        except (ScenarioError, NetworkError) as exc:
             ap.error(str(exc))
     with ProcessPoolExecutor(args.jobs) as pool:  # one SUMO per process
         scenarios, demands, seeds_, spans = zip(*runs, strict=True)
         list(pool.map(simulate_cached, demands, seeds_, spans, [args.controller] * len(runs),
-                      scenarios, [args.interval] * len(runs)))
+                      scenarios, [args.interval] * len(runs), [args.detector_file] * len(runs)))
     rows, series = [], []
     for layout in layouts:
         for scenario, demand, seed, span in runs:
             r, s = evaluate_run(demand, seed, span, params, controller=args.controller,
-                                layout=layout, scenario=scenario)
+                                layout=layout, scenario=scenario, site_file=args.detector_file)
             rows += r
             if layout == layouts[0]:
                 series.append(s)
@@ -419,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     table.to_csv(args.out / "estimation.csv", index=False)
     _plot(pd.concat(series, ignore_index=True), args.out / "network_in_transit.png")
     md = _markdown(table, duration, seeds, args.controller, args.scenarios, args.interval)
+    if args.detector_file is not None:
+        md = md.replace("\n\n", f"\n\nDetectors: {args.detector_file} (the site's own).\n\n", 1)
     if len(layouts) > 1:
         md += "\n" + _layout_markdown(table)
     (args.out / "estimation.md").write_text(md)
