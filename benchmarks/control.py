@@ -90,10 +90,13 @@ def main() -> None:
                     help="detector layout of the site: " + ", ".join(DETECTOR_LAYOUTS))
     ap.add_argument("--interval", type=float, default=None,
                     help="the detectors' reporting interval, s (default: the layout's, 30)")
+    ap.add_argument("--detector-file", type=Path, default=None,
+                    help="SUMO additional file with the site's own E1/E2 detectors, used instead"
+                         " of the virtual ones (--detectors still filters the kinds)")
     args = ap.parse_args()
     if args.detectors not in DETECTOR_LAYOUTS:
         ap.error(f"unknown detector layout {args.detectors!r}; choose from {', '.join(DETECTOR_LAYOUTS)}")
-    layout = named_layout(args.detectors)
+    layout = named_layout(args.detectors, site_file=args.detector_file)
     if args.interval is not None:
         layout = layout.model_copy(update={"interval_s": args.interval})
     if args.tables:

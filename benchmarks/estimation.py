@@ -79,8 +79,7 @@ def cache_path(demand: str, seed: int, duration: float | None, controller: str =
     span = "window" if duration is None else f"{duration:g}s"
     every = "" if interval_s == INTERVAL_S else f"-i{interval_s:g}"
     if site_file is not None:
-        digest = hashlib.sha1(Path(site_file).read_bytes()).hexdigest()[:8]
-        every += f"-site-{Path(site_file).stem}-{digest}"
+        every += f"-{site_tag(site_file)}"
     name = f"{Path(scenario).stem}-{demand}-s{seed}-{span}-{controller}-{HARNESS_TAG}{every}"
     return Path(root) / "estimation" / name
 
@@ -91,6 +90,12 @@ def _scenario(scenario: str, demand: str, seed: int, duration: float | None):
 
     return resolve_scenario(scenario, demand=None if demand == "default" else demand,
                             seed=seed, duration=duration)
+
+
+def site_tag(site_file: Path) -> str:
+    """A name for results made with a site's detector file: its stem and content digest."""
+    digest = hashlib.sha1(Path(site_file).read_bytes()).hexdigest()[:8]
+    return f"site-{Path(site_file).stem}-{digest}"
 
 
 def simulate_cached(demand: str, seed: int, duration: float | None, controller: str = "fixed",

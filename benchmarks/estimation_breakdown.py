@@ -65,8 +65,9 @@ from signalopt.network import compile_network
 
 def simulate_traced(demand: str, seed: int, duration: float, controller: str = "fixed",
                     scenario: str = "pilot128", zone_truth: bool = False,
-                    interval_s: float = 30.0):
-    """Run ``scenario`` under ``controller`` with detectors reporting every ``interval_s``;
+                    interval_s: float = 30.0, site_file: Path | None = None):
+    """Run ``scenario`` under ``controller`` with detectors reporting every ``interval_s``
+    (the virtual ones, or the site's own from ``site_file``);
     return (counts rows, vehicle positions per interval end), and with ``zone_truth`` also
     each zone's true occupancy (%, the vehicles' length inside it over its length) as a mean
     over every second and over interval ends."""
@@ -76,7 +77,7 @@ def simulate_traced(demand: str, seed: int, duration: float, controller: str = "
     from sim.detectors import DetectorLayout, DetectorReader, instrumented_network, write_detector_file
 
     sc = _scenario(scenario, demand, seed, duration)
-    layout = DetectorLayout(interval_s=interval_s)
+    layout = DetectorLayout(interval_s=interval_s, site_file=site_file)
     spec = instrumented_network(sc.net, layout)
     sim, ctrl = open_backend("libsumo"), make_controller(controller)
     rows, counts = [], []
@@ -133,12 +134,13 @@ def _zone_occupancy(api, zones: list) -> np.ndarray:
     return occ
 
 
-def zone_sampling(counts: pd.DataFrame, truth: pd.DataFrame, scenario: str) -> pd.DataFrame:
+def zone_sampling(counts: pd.DataFrame, truth: pd.DataFrame, scenario: str,
+                  site_file: Path | None = None) -> pd.DataFrame:
     """Zone occupancy by link class: what the cameras report (their interval means), the true
     mean over every second, and the truth at the interval ends the estimate is scored at."""
     from estimation import pilot_network
 
-    net = pilot_network("all", scenario)
+    net = pilot_network("all", scenario, site_file)
     model = estimator_model(net)
     index = {e: i for i, e in enumerate(net.link_ids)}
     reported = counts.groupby("detector_id")["occupancy"].mean()
@@ -151,14 +153,14 @@ def zone_sampling(counts: pd.DataFrame, truth: pd.DataFrame, scenario: str) -> p
 
 
 def breakdown(counts: pd.DataFrame, snaps: pd.DataFrame, cycle_s: float,
-              params: EstimatorParams | None = None,
-              scenario: str = "pilot128") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+              params: EstimatorParams | None = None, scenario: str = "pilot128",
+              site_file: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Error of the network total by component and cycle phase; camera chord error by class;
     the floor on each cell's error (``cell_floor``)."""
     from estimation import pilot_network  # the same network and detectors as the simulation
 
     params = params or EstimatorParams()
-    net = pilot_network("all", scenario)
+    net = pilot_network("all", scenario, site_file)
     model = estimator_model(net)
     frame = build_frame(load_counts(counts, net), net, interval_s=params.interval_s)
     t_end = frame.times + params.interval_s
@@ -356,6 +358,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="detector aggregation interval, s (the trace is taken at its ends)")
     ap.add_argument("--zones", action="store_true",
                     help="only check the cameras: re-simulate, measuring every zone each second")
+    ap.add_argument("--detector-file", type=Path, default=None,
+                    help="SUMO additional file with the site's own E1/E2 detectors")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
     tag = f"{args.demand}-{args.controller}"
@@ -363,11 +367,16 @@ def main(argv: list[str] | None = None) -> int:
         tag += f"-i{args.interval:g}"
     if args.scenario != "pilot128":
         tag = f"{Path(args.scenario).stem}-{tag}"
+    if args.detector_file is not None:
+        from estimation import site_tag
+
+        tag += f"-{site_tag(args.detector_file)}"
+    site = args.detector_file
     if args.zones:
         counts, _, truth = simulate_traced(args.demand, args.seed, args.duration,
                                            args.controller, args.scenario, zone_truth=True,
-                                           interval_s=args.interval)
-        table = zone_sampling(counts, truth, args.scenario)
+                                           interval_s=args.interval, site_file=site)
+        table = zone_sampling(counts, truth, args.scenario, site)
         args.out.mkdir(parents=True, exist_ok=True)
         table.to_csv(args.out / f"zones-{tag}.csv")
         md = (f"# Camera zones, {args.scenario} {args.demand} under {args.controller}, seed "
@@ -382,12 +391,13 @@ def main(argv: list[str] | None = None) -> int:
         snaps = pd.read_parquet(cache)
     else:
         counts, snaps = simulate_traced(args.demand, args.seed, args.duration, args.controller,
-                                        args.scenario, interval_s=args.interval)
+                                        args.scenario, interval_s=args.interval, site_file=site)
         args.out.mkdir(parents=True, exist_ok=True)
         counts.to_parquet(cache.with_suffix(".counts.parquet"))
         snaps.to_parquet(cache)
     budget, cam, floor = breakdown(counts, snaps, args.cycle,
-                                   EstimatorParams(interval_s=args.interval), scenario=args.scenario)
+                                   EstimatorParams(interval_s=args.interval), scenario=args.scenario,
+                                   site_file=site)
     args.out.mkdir(parents=True, exist_ok=True)
     budget.to_csv(args.out / f"budget-{tag}.csv")
     cam.to_csv(args.out / f"camera-{tag}.csv", index=False)
