@@ -67,6 +67,20 @@ def test_one_stop_line_loop_per_lane(tmp_path: Path) -> None:
     assert read_sumo_detectors(write(tmp_path, text), build_t_junction(), stopline_m=1.0)[1].kind == "entry"
 
 
+def test_sumos_other_ways_to_place_a_detector(tmp_path: Path) -> None:
+    """A one-lane ``lanes`` list is a lane; ``endPos`` + ``length`` reaches back from the end;
+    ``friendlyPos`` moves a position off the 100 m lane onto it instead of refusing it."""
+    text = ('<additional><laneAreaDetector id="a" lanes="SJ_0" pos="10" endPos="30"/>'
+            '<laneAreaDetector id="b" lane="SJ_0" endPos="-2" length="40"/>'
+            '<inductionLoop id="c" lane="JE_0" pos="130" friendlyPos="true"/>'
+            '<laneAreaDetector id="d" lane="JE_0" pos="-150" endPos="20" friendlyPos="1"/>'
+            '</additional>')
+    got = {d.id: (d.link, d.pos, d.length) for d in
+           read_sumo_detectors(write(tmp_path, text), build_t_junction())}
+    assert got == {"a": ("SJ", 10.0, 20.0), "b": ("SJ", 58.0, 40.0), "c": ("JE", 100.0, 0.0),
+                   "d": ("JE", 0.0, 20.0)}
+
+
 @pytest.mark.parametrize(("line", "problem"), [
     ('<inductionLoop id="x" lane="XX_0" pos="5"/>', "lane 'XX_0' is not a lane of a link"),
     ('<inductionLoop id="x" lane=":J_0_0" pos="5"/>', "lane ':J_0_0' is not a lane of a link"),

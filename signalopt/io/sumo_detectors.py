@@ -2,13 +2,15 @@
 
 The engine's detector kinds follow from where each one stands:
 
-- ``laneAreaDetector`` / ``e2Detector`` (one lane): a camera ``zone`` from ``pos`` to ``endPos``
-  (or ``pos + length``);
+- ``laneAreaDetector`` / ``e2Detector`` (one lane, as ``lane`` or a one-item ``lanes``): a
+  camera ``zone`` from ``pos`` to ``endPos``, or ``pos + length``, or ``length`` back from
+  ``endPos``;
 - ``inductionLoop`` / ``e1Detector``: the ``stopline`` loop of a lane that feeds a signalised
   movement if it is the loop nearest that lane's end and within ``stopline_m`` of it, else an
   ``entry`` loop (a loop anywhere else bounds its link's cell where it stands).
 
-SUMO's negative positions count from the lane's end. Detectors SUMO has but the engine does
+SUMO's negative positions count from the lane's end; ``friendlyPos`` moves a position off the
+lane onto it, as SUMO does (else it is an error). Detectors SUMO has but the engine does
 not read (E3 entry/exit, instant loops) are skipped and named in a warning. Every problem
 (unknown or internal lane, multi-lane zone, missing or impossible position, duplicate id) is
 collected, and one ``NetworkError`` names them all.
@@ -88,10 +90,11 @@ def read_sumo_detectors(path: str | Path, spec: NetworkSpec, *,
 def _detector(el: object, det_id: str, links: dict, approach: set[tuple[str, int]],
               stopline_m: float) -> DetectorSpec:
     """One E1/E2 element as a ``DetectorSpec``; a ValueError says what is wrong with it."""
-    if el.getAttributeSecure("lanes", None):
+    lanes = (el.getAttributeSecure("lanes", None) or "").split()
+    if len(lanes) > 1:
         msg = "spans several lanes; give one zone per lane"
         raise ValueError(msg)
-    lane_id = el.getAttributeSecure("lane", None)
+    lane_id = el.getAttributeSecure("lane", None) or (lanes[0] if lanes else None)
     if not lane_id:
         msg = "has no lane"
         raise ValueError(msg)
@@ -103,11 +106,15 @@ def _detector(el: object, det_id: str, links: dict, approach: set[tuple[str, int
     if lane >= link.lanes:
         msg = f"lane {lane_id!r}: link {link_id!r} has {link.lanes} lane(s)"
         raise ValueError(msg)
-    pos = _position(el, "pos", link.length, default=0.0)
+    friendly = str(el.getAttributeSecure("friendlyPos", "false")).lower() in ("true", "1", "x")
+    pos = _position(el, "pos", link.length, friendly, default=0.0)
     if el.name in ZONES:
-        if el.getAttributeSecure("endPos", None) is not None:
-            end = _position(el, "endPos", link.length)
-        elif el.getAttributeSecure("length", None) is not None:
+        has = {a: el.getAttributeSecure(a, None) is not None for a in ("pos", "endPos", "length")}
+        if has["endPos"]:
+            end = _position(el, "endPos", link.length, friendly)
+            if has["length"] and not has["pos"]:  # SUMO: the zone reaches back from endPos
+                pos = max(end - _number(el, "length"), 0.0)
+        elif has["length"]:
             end = pos + _number(el, "length")
         else:
             msg = "needs endPos or length"
@@ -144,12 +151,16 @@ def _number(el: object, name: str) -> float:
         raise ValueError(msg) from None
 
 
-def _position(el: object, name: str, length: float, default: float | None = None) -> float:
-    """A position on a lane of ``length`` m; negative counts from its end (SUMO's rule)."""
+def _position(el: object, name: str, length: float, friendly: bool = False,
+              default: float | None = None) -> float:
+    """A position on a lane of ``length`` m; negative counts from its end (SUMO's rule), and
+    with ``friendlyPos`` one off the lane is moved onto it, as SUMO does."""
     if default is not None and el.getAttributeSecure(name, None) is None:
         return default
     x = _number(el, name)
     x = length + x if x < 0 else x
+    if friendly:
+        return min(max(x, 0.0), length)
     if not 0.0 <= x <= length + max(1.0, 0.05 * length):  # lanes of an edge differ a little
         msg = f"{name}={_number(el, name):g} is off the lane ({length:g} m)"
         raise ValueError(msg)
