@@ -93,6 +93,9 @@ def serve(  # one typer option per parameter, keyword-only
     try:
         key_list = service_auth.load_keys(keys) if keys else dev_keys(service_auth)
         if replay is not None:
+            if detector_file is not None:
+                msg = "--detector-file goes with --network; --replay uses the scenario's detectors"
+                raise InputError(msg)
             from sim.serve_replay import run_replay  # noqa: PLC0415  # sim/ only for --replay
 
             run_replay(replay, db=db, keys=key_list, host=host, port=port,

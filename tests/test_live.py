@@ -181,6 +181,9 @@ def test_serve_command_fails_kindly(tmp_path: Any) -> None:
                               str(tmp_path / "none.add.xml")])
     assert out.exit_code == 2
     assert "detector file not found" in out.output
+    out = runner.invoke(app, ["serve", "--replay", "pilot128", "--detector-file", str(site)])
+    assert out.exit_code == 2
+    assert "--detector-file goes with --network" in out.output
     out = runner.invoke(app, ["serve", "--network", str(net_file), "--interval", "50"])
     assert out.exit_code == 2
     assert "--interval 50 must divide --scan-s 120" in out.output
