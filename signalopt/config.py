@@ -144,6 +144,12 @@ class EstimatorParams(_Params):
         default=0.5, ge=0, le=1,
         description="weight of the exit loops' density in the loop measurement (queues form"
                     " downstream)")
+    queue_zone_m: float = Field(
+        default=30.0, ge=0,
+        description="a cell's exit loops standing closer than this to the stop line of the"
+                    " approach they are on sit in its standing queue: their density says"
+                    " nothing of the road before them, so a loop-measured cell does not spread"
+                    " it over itself (0: always mix; loops mid-block read pilot128 36 % high)")
     model_rel_std: float = Field(
         default=0.035, ge=0,
         description="relative std of the model's own bias, shared by all links. With it fixed,"

@@ -252,7 +252,7 @@ def args_of(count: np.ndarray, occ: np.ndarray) -> tuple:
     return (count, np.zeros(4), occ, i64(0, 0, 0, 0), i64(0, 1, 2), i64(0, 2), i64(0, 1, 1),
             i64(2), f64(1.0), i64(0, 1, 2), i64(1, 3), f64(10.0, 60.0, 10.0, 0.0),
             f64(10.0, 100.0, 10.0, 20.0), f64(10.0, 10.0), f64(110.0, 20.0), f64(100.0, 20.0),
-            f64(1.0, 1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 1, 1), i64(1),
+            f64(1.0, 1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, f64(0.5, 0.5), i64(0, 1, 1), i64(1),
             f64(1.0))
 
 
@@ -269,7 +269,7 @@ def test_jammed_bay_head_counts_fronts() -> None:
     out = _link_inputs(
         f64(0.0, 0.0), np.zeros(2), occ, i64(0, 0), i64(0, 1), i64(0), i64(0, 0), i64(),
         f64(), i64(0, 1), i64(1), f64(10.0, 0.0), f64(10.0, 24.0), f64(10.0), f64(24.0),
-        f64(24.0), f64(1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, 0.5, i64(0, 0), i64(), f64(),
+        f64(24.0), f64(1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, f64(0.5), i64(0, 0), i64(), f64(),
         0.5, f64(10.0), 30.0, f64(np.nan), f64(0.6), f64(0.0))
     assert out[9][0] == pytest.approx(10.0 / 7.5 + 0.8)
 
@@ -569,6 +569,43 @@ def test_free_exit_measured_at_its_entry_loop_density(chain_net) -> None:
     occ[chain_net.det_index["L2_0_in"]] = 0.0
     z = measure(model, EstimatorParams(), count, occ)[7]
     assert z[chain_net.link_index["L1"]] == pytest.approx(0.95)
+
+
+def _road_into_bay(bay_m: float) -> CompiledNetwork:
+    """A 100 m two-lane road RW (entry loops 10 m in) feeding a signal approach WJ of
+    ``bay_m`` (entry loops 10 m in, stop-line loops 2 m before its end), then JE."""
+    links = (LinkSpec(id="RW", from_node="R", to_node="W", length=100.0, lanes=2, speed=10.0),
+             LinkSpec(id="WJ", from_node="W", to_node="J", length=bay_m, lanes=2, speed=10.0),
+             LinkSpec(id="JE", from_node="J", to_node="E", length=100.0, lanes=1, speed=10.0))
+    inter = IntersectionSpec(id="J", phases=(
+        PhaseSpec(state="G", duration=30, min_dur=10, max_dur=60),
+        PhaseSpec(state="y", duration=3, min_dur=3, max_dur=3),
+        PhaseSpec(state="r", duration=30, min_dur=10, max_dur=60)))
+    mov = MovementSpec(intersection="J", from_link="WJ", to_link="JE", signals=(0,), lanes=(0, 1))
+    dets = [entry("RW", 0), entry("RW", 1), entry("JE")]
+    dets += [DetectorSpec(id=f"WJ_{k}_{kind}", link="WJ", lane=k, pos=pos, kind=kind)
+             for k in (0, 1) for kind, pos in (("entry", 10.0), ("stopline", bay_m - 2.0))]
+    return compile_network(NetworkSpec(links=links, intersections=(inter,), movements=(mov,),
+                                       detectors=tuple(dets)))
+
+
+def test_a_road_into_a_short_bay_is_not_measured_by_the_bays_queue() -> None:
+    """RW's cell runs from its loops (10 % each: 0.02 veh/m per lane) to WJ's entry loops,
+    which stand in WJ's standing queue when WJ is a 24 m bay (14 m before its stop line: 60 %,
+    0.12 veh/m per lane). The cell is then measured at its own loops' density alone:
+    0.04 veh/m x 100 m + half the vehicles straddling the loops, 0.5 x (1.2 - 0.2) = 4.5.
+    Before, or with queue_zone_m = 0, or when WJ is 100 m long (its loops 90 m from its stop
+    line), the two densities are averaged: 0.14 x 100 + 0.5 = 14.5."""
+    def z(bay_m: float, params: EstimatorParams) -> float:
+        net = _road_into_bay(bay_m)
+        occ = np.full(net.n_detectors, 10.0)
+        occ[[net.det_index["WJ_0_entry"], net.det_index["WJ_1_entry"]]] = 60.0
+        out = measure(estimator_model(net), params, np.full(net.n_detectors, 3.0), occ)
+        return float(out[7][net.link_index["RW"]])
+
+    assert z(24.0, EstimatorParams()) == pytest.approx(4.5)
+    assert z(24.0, EstimatorParams(queue_zone_m=0.0)) == pytest.approx(14.5)
+    assert z(100.0, EstimatorParams()) == pytest.approx(14.5)
 
 
 def test_dead_end_link_feeds_no_road_that_starts_where_it_ends() -> None:
