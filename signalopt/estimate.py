@@ -635,7 +635,7 @@ def _exit_loop_weight(model: EstimatorModel, params: EstimatorParams) -> np.ndar
     """Per link, the weight of its exit loops' density in its loop measurement:
     ``loop_out_weight``, less the share of those loops that stand in an approach's standing
     queue (``queue_zone_m`` from its stop line). Such a loop reads the queue at the stop line,
-    not the road before it: spread over a 144 m road it read pilot128 36 % high."""
+    not the road before it: spread over that road, it read pilot128 36 % high."""
     m, p = model, params
     out = np.full(m.link_len.shape[0], p.loop_out_weight)
     if p.queue_zone_m <= 0 or m.succ.shape[0] == 0:
