@@ -146,10 +146,13 @@ class EstimatorParams(_Params):
                     " downstream)")
     queue_zone_m: float = Field(
         default=30.0, ge=0,
-        description="a cell's exit loops standing closer than this to the stop line of the"
-                    " approach they are on sit in its standing queue: their density says"
-                    " nothing of the road before them, so a loop-measured cell does not spread"
-                    " it over itself (0: always mix; loops mid-block read pilot128 36 % high)")
+        description="the stretch before a stop line where its standing queue lives: loops"
+                    " in it read the queue, not the road before them. A cell measured by loops"
+                    " alone does not take the density of exit loops standing there (they are"
+                    " on the next approach), and a longer approach takes its stop-line loop's"
+                    " density over this stretch only, its entry loops' over the rest (0: the"
+                    " two loops' mean over the whole cell; loops mid-block read pilot128 36 %"
+                    " high)")
     model_rel_std: float = Field(
         default=0.035, ge=0,
         description="relative std of the model's own bias, shared by all links. With it fixed,"

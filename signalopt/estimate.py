@@ -143,7 +143,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
                  out_weight, succ_indptr, succ, succ_w, boundary, link_speed, T, k_released,
-                 loop_cell_rel, delay):
+                 loop_cell_rel, delay, stop_exit, queue_zone):
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
 
     Where a link has zones, its cell is measured piece by piece: zones where they look, the
@@ -214,7 +214,13 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             z[l] = zv + fill + boundary * (o_out - o_in)
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
         elif in_indptr[l + 1] > in_indptr[l] and cell_len > 0:
-            z[l] = k_loop * cell_len + boundary * (o_out - o_in)
+            if queue_zone > 0.0 and stop_exit[l] and has_out and cell_len > queue_zone:
+                # a stop-line loop reads the standing queue: its density covers the last
+                # queue_zone metres, the entry loops' the rest of a long approach
+                k_len = k_in[l] * (cell_len - queue_zone) + k_out[l] * queue_zone
+            else:
+                k_len = k_loop * cell_len
+            z[l] = k_len + boundary * (o_out - o_in)
             zr[l] = (loop_cell_rel[l] * z[l]) ** 2 + loop_abs * loop_abs
         elif has_loops and cell_len > 0:
             # stop-line loops only (Little's law): the outflow x the time a vehicle spends in
@@ -690,7 +696,8 @@ def measure(
         m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, _exit_loop_weight(m, p),
         m.succ_indptr, m.succ, succ_w, p.loop_boundary, m.link_speed, p.interval_s,
-        k_released, _loop_cell_rel(m, p), m.signal_delay))
+        k_released, _loop_cell_rel(m, p), m.signal_delay, m.out_kind == OUT_STOPLINE,
+        p.queue_zone_m))
     u, uv, w, wv = out[:4]
     out[0] = np.where(released, rel_u, np.where(unknown, w, u))
     out[1] = np.where(released, rel_v, np.where(unknown, wv + np.maximum(w, 1.0), uv))

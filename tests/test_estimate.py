@@ -237,11 +237,13 @@ def test_zone_cell_measured_piece_by_piece() -> None:
     occ = np.array([10.0, 50.0, 0.0, 20.0])
     count = np.full(4, 3.0)
     speed = np.array([10.0, 10.0])
-    z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2))[7]
+    z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2),
+                     np.zeros(2, dtype=np.bool_), 30.0)[7]
     assert z[0] == pytest.approx(5.2)
     # with half of each vehicle straddling a boundary loop counted: A's cell is bounded by its
     # entry loop (10 % occupied) and B's entry loop (0 %): 5.2 + 0.5 x (0 - 0.1) = 5.15
-    boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2))[7]
+    boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2),
+                     np.zeros(2, dtype=np.bool_), 30.0)[7]
     assert boundary[0] == pytest.approx(5.15)
 
 
@@ -270,7 +272,7 @@ def test_jammed_bay_head_counts_fronts() -> None:
         f64(0.0, 0.0), np.zeros(2), occ, i64(0, 0), i64(0, 1), i64(0), i64(0, 0), i64(),
         f64(), i64(0, 1), i64(1), f64(10.0, 0.0), f64(10.0, 24.0), f64(10.0), f64(24.0),
         f64(24.0), f64(1.0), 5.0, 7.5, 0.0, 0.1, 0.5, 0.5, 1.0, f64(0.5), i64(0, 0), i64(), f64(),
-        0.5, f64(10.0), 30.0, f64(np.nan), f64(0.6), f64(0.0))
+        0.5, f64(10.0), 30.0, f64(np.nan), f64(0.6), f64(0.0), np.zeros(1, dtype=np.bool_), 30.0)
     assert out[9][0] == pytest.approx(10.0 / 7.5 + 0.8)
 
 
@@ -606,6 +608,24 @@ def test_a_road_into_a_short_bay_is_not_measured_by_the_bays_queue() -> None:
     assert z(24.0, EstimatorParams()) == pytest.approx(4.5)
     assert z(24.0, EstimatorParams(queue_zone_m=0.0)) == pytest.approx(14.5)
     assert z(100.0, EstimatorParams()) == pytest.approx(14.5)
+
+
+def test_a_long_approach_reads_its_stop_line_loop_over_the_queue_zone_only() -> None:
+    """WJ, 100 m, two lanes, measured by loops alone from its entry loops (10 m in, 10 %:
+    0.04 veh/m over both lanes) to its stop-line loops (98 m, 60 %: 0.24 veh/m). The stop-line
+    loops read the standing queue, so their density covers the last 30 m of the 88 m cell
+    and the entry loops' the other 58 m: 0.04 x 58 + 0.24 x 30 + 0.5 x (1.2 - 0.2) = 10.02.
+    With queue_zone_m = 0 the two densities' mean covers it all: 0.14 x 88 + 0.5 = 12.82."""
+    net = _road_into_bay(100.0)
+    occ = np.full(net.n_detectors, 10.0)
+    occ[[net.det_index["WJ_0_stopline"], net.det_index["WJ_1_stopline"]]] = 60.0
+
+    def z(params: EstimatorParams) -> float:
+        out = measure(estimator_model(net), params, np.full(net.n_detectors, 3.0), occ)
+        return float(out[7][net.link_index["WJ"]])
+
+    assert z(EstimatorParams()) == pytest.approx(10.02)
+    assert z(EstimatorParams(queue_zone_m=0.0)) == pytest.approx(12.82)
 
 
 def test_dead_end_link_feeds_no_road_that_starts_where_it_ends() -> None:
