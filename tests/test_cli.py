@@ -80,3 +80,21 @@ def test_qa_names_a_missing_file(tmp_path: Path) -> None:
                               "--counts", str(tmp_path / "c.csv")])
     assert res.exit_code == 2
     assert "network file not found" in res.output
+
+
+def test_a_bad_site_detector_file_is_named_before_any_run(tmp_path: Path) -> None:
+    """``simulate --detector-file`` reads the site's file first: a detector on a lane the
+    network lacks ends the command with the detector and the lane named."""
+    from scenarios.demand import write_routes  # noqa: PLC0415
+    from scenarios.grid import generate_grid  # noqa: PLC0415
+
+    net = generate_grid(tmp_path / "net.net.xml", x=2, y=2)
+    write_routes(net, tmp_path / "r.rou.xml", rates_veh_h=(300.0,), seed=1, end_s=60)
+    cfg = tmp_path / "g.sumocfg"
+    cfg.write_text('<configuration><input><net-file value="net.net.xml"/>'
+                   '<route-files value="r.rou.xml"/></input></configuration>')
+    site = tmp_path / "site.add.xml"
+    site.write_text('<additional><inductionLoop id="x" lane="nope_0" pos="5"/></additional>')
+    res = runner.invoke(app, ["simulate", str(cfg), "--detector-file", str(site)])
+    assert res.exit_code == 2
+    assert "inductionLoop 'x': lane 'nope_0' is not a lane" in " ".join(res.output.split())
