@@ -21,11 +21,12 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import sumolib
 
 from signalopt.errors import NetworkError
-from signalopt.network import DetectorSpec, NetworkSpec
+from signalopt.network import DetectorSpec, LinkSpec, NetworkSpec
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def read_sumo_detectors(path: str | Path, spec: NetworkSpec, *,
     return out
 
 
-def _detector(el: object, det_id: str, links: dict, approach: set[tuple[str, int]],
+def _detector(el: Any, det_id: str, links: dict[str, LinkSpec], approach: set[tuple[str, int]],
               stopline_m: float) -> DetectorSpec:
     """One E1/E2 element as a ``DetectorSpec``; a ValueError says what is wrong with it."""
     lanes = (el.getAttributeSecure("lanes", None) or "").split()
@@ -128,7 +129,8 @@ def _detector(el: object, det_id: str, links: dict, approach: set[tuple[str, int
     return DetectorSpec(id=det_id, link=link_id, lane=lane, pos=pos, kind="entry")
 
 
-def _stop_lines(dets: list[DetectorSpec], links: dict, approach: set[tuple[str, int]],
+def _stop_lines(dets: list[DetectorSpec], links: dict[str, LinkSpec],
+                approach: set[tuple[str, int]],
                 stopline_m: float) -> list[DetectorSpec]:
     """``dets`` with the loop nearest the end of each signal approach lane, if within
     ``stopline_m`` of it, as that lane's stop-line loop (one per lane)."""
@@ -141,7 +143,7 @@ def _stop_lines(dets: list[DetectorSpec], links: dict, approach: set[tuple[str, 
     return [d.model_copy(update={"kind": "stopline"}) if d.id in stop else d for d in dets]
 
 
-def _number(el: object, name: str) -> float:
+def _number(el: Any, name: str) -> float:
     """A numeric attribute (ValueError naming it if it is not one)."""
     text = el.getAttributeSecure(name, None)
     try:
@@ -151,7 +153,7 @@ def _number(el: object, name: str) -> float:
         raise ValueError(msg) from None
 
 
-def _position(el: object, name: str, length: float, friendly: bool = False,
+def _position(el: Any, name: str, length: float, friendly: bool = False,
               default: float | None = None) -> float:
     """A position on a lane of ``length`` m; negative counts from its end (SUMO's rule), and
     with ``friendlyPos`` one off the lane is moved onto it, as SUMO does."""
