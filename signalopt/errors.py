@@ -12,6 +12,15 @@
 from __future__ import annotations
 
 
+def problem_list(head: str, problems: list[str], most: int = 20) -> str:
+    """``head`` and the first ``most`` problems, then how many more there are: one message
+    that names every kind of fault without drowning in a broken file's thousand copies."""
+    msg = head + "; ".join(problems[:most])
+    if len(problems) > most:
+        msg += f"; ... and {len(problems) - most} more"
+    return msg
+
+
 class SignaloptError(Exception):
     """Base class of every error raised by signalopt."""
 

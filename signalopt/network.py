@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from signalopt.errors import NetworkError
+from signalopt.errors import NetworkError, problem_list
 
 JAM_SPACING_M = 7.5  # metres of lane per stopped vehicle (car + gap); storage capacity
 DETECTOR_KINDS = ("entry", "stopline", "zone")
@@ -103,10 +103,7 @@ class NetworkSpec(_Frozen):
     def _check_references(self) -> NetworkSpec:
         problems = _reference_problems(self)
         if problems:
-            msg = "invalid network: " + "; ".join(problems[:20])
-            if len(problems) > 20:
-                msg += f"; ... and {len(problems) - 20} more"
-            raise NetworkError(msg)
+            raise NetworkError(problem_list("invalid network: ", problems))
         return self
 
     def with_detectors(self, detectors: list[DetectorSpec] | tuple[DetectorSpec, ...]) -> NetworkSpec:

@@ -121,3 +121,11 @@ def test_an_empty_or_broken_file_is_an_error(tmp_path: Path, text: str, problem:
         read_sumo_detectors(write(tmp_path, text), build_t_junction())
     with pytest.raises(NetworkError, match="not found"):
         read_sumo_detectors(tmp_path / "missing.add.xml", build_t_junction())
+
+
+def test_a_file_full_of_bad_detectors_names_twenty_and_counts_the_rest(tmp_path: Path) -> None:
+    rows = "".join(f'<inductionLoop id="b{k}" lane="QQ_0" pos="5"/>' for k in range(25))
+    with pytest.raises(NetworkError) as err:
+        read_sumo_detectors(write(tmp_path, f"<additional>{rows}</additional>"), build_t_junction())
+    assert str(err.value).count("is not a lane") == 20
+    assert str(err.value).endswith("; ... and 5 more")

@@ -25,7 +25,7 @@ from typing import Any
 
 import sumolib
 
-from signalopt.errors import NetworkError
+from signalopt.errors import NetworkError, problem_list
 from signalopt.network import DetectorSpec, LinkSpec, NetworkSpec
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,7 @@ def read_sumo_detectors(path: str | Path, spec: NetworkSpec, *,
         log.warning("%s: skipped %d detector(s) the engine does not read: %s", path,
                     len(skipped), ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
     if problems:
-        msg = f"detector file {path}: " + "; ".join(problems[:20])
-        if len(problems) > 20:
-            msg += f"; ... and {len(problems) - 20} more"
-        raise NetworkError(msg)
+        raise NetworkError(problem_list(f"detector file {path}: ", problems))
     if not out:
         msg = f"detector file {path}: no E1 or E2 detector in it"
         raise NetworkError(msg)
