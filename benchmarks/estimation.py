@@ -113,6 +113,12 @@ def simulate_cached(demand: str, seed: int, duration: float | None, controller: 
     return out
 
 
+def scenario_net(scenario: str = PILOT) -> Path:
+    """The SUMO network file of ``scenario`` (the same for every demand and seed)."""
+    demand = PILOT_DEMANDS[1] if scenario == PILOT else "default"
+    return _scenario(scenario, demand, 42, None).net
+
+
 def pilot_network(layout: str = "all", scenario: str = PILOT,
                   site_file: Path | None = None) -> CompiledNetwork:
     """The network of ``scenario`` (pilot128 by default) with the virtual detectors of
@@ -120,9 +126,8 @@ def pilot_network(layout: str = "all", scenario: str = PILOT,
     ``layout`` among the site's own detectors (``site_file``)."""
     from sim.detectors import instrumented_network, named_layout
 
-    demand = PILOT_DEMANDS[1] if scenario == PILOT else "default"
-    net = _scenario(scenario, demand, 42, None).net
-    return compile_network(instrumented_network(net, named_layout(layout, site_file=site_file)))
+    return compile_network(instrumented_network(scenario_net(scenario),
+                                                named_layout(layout, site_file=site_file)))
 
 
 def fail_detectors(frame: DetectorFrame, fraction: float,

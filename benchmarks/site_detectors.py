@@ -30,12 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-zones", action="store_true", help="leave out the cameras")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).parent))
-    from estimation import PILOT, PILOT_DEMANDS, _scenario
+    from estimation import scenario_net
 
     from sim.detectors import DetectorLayout, instrumented_network, write_detector_file
 
-    demand = PILOT_DEMANDS[1] if args.scenario == PILOT else "default"
-    net = _scenario(args.scenario, demand, 42, None).net
+    net = scenario_net(args.scenario)
     layout = DetectorLayout(zone_m=args.zone_m, entry_pos_m=args.entry_m, entry=not args.no_entry,
                             zone=not args.no_zones)
     dets = instrumented_network(net, layout).detectors
