@@ -149,10 +149,10 @@ class EstimatorParams(_Params):
         description="the stretch before a stop line where its standing queue lives: loops"
                     " in it read the queue, not the road before them. A cell measured by loops"
                     " alone does not take the density of exit loops standing there (they are"
-                    " on the next approach), and a longer approach takes its stop-line loop's"
-                    " density over this stretch only, its entry loops' over the rest (0: the"
-                    " two loops' mean over the whole cell; loops mid-block read pilot128 36 %"
-                    " high)")
+                    " on the next approach), and a longer approach reads its stop-line loop as"
+                    " the queue standing there (its occupied share and the lane's arrivals) and"
+                    " its entry loops' density over the rest (0: the two loops' mean over the"
+                    " whole cell; loops mid-block read pilot128 36 % high)")
     model_rel_std: float = Field(
         default=0.035, ge=0,
         description="relative std of the model's own bias, shared by all links. With it fixed,"

@@ -130,6 +130,16 @@ def _occ_share(o):
 
 
 @njit(cache=True)
+def _standing_queue(o, arrivals, T, cap):
+    """Mean vehicles standing in a lane whose stop-line loop was occupied a share ``o`` of
+    the interval: the car on the loop, joined by the lane's ``arrivals`` (per s) over its
+    standing time o x T, counted whole since a queue standing now often began before the
+    interval; at most ``cap``. (The loop's density over a fixed stretch read a lone car
+    waiting out a red as a 30 m queue: RESCO's approaches read up to 2x high.)"""
+    return min(o * (1.0 + arrivals * o * T), cap)
+
+
+@njit(cache=True)
 def _head_density(k_in, k_out, k_zone, seen, loops):
     """Density of the first metres of a link that the cell before it holds: its zones' and
     entry loops' mean (a camera sees the whole turn bay), else either, else its stop line's."""
@@ -215,9 +225,15 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
         elif in_indptr[l + 1] > in_indptr[l] and cell_len > 0:
             if queue_zone > 0.0 and stop_exit[l] and has_out and cell_len > queue_zone:
-                # a stop-line loop reads the standing queue: its density covers the last
-                # queue_zone metres, the entry loops' the rest of a long approach
-                k_len = k_in[l] * (cell_len - queue_zone) + k_out[l] * queue_zone
+                # a stop-line loop tells that a queue stands on it, not how far back it
+                # reaches (a lone car waiting out a red keeps it occupied): each of its lanes
+                # holds the standing queue, and the entry loops' density covers the rest of
+                # a long approach
+                arrivals = u[l] / T / (in_indptr[l + 1] - in_indptr[l])  # per lane and s
+                k_len = k_in[l] * (cell_len - queue_zone)
+                for j in range(out_indptr[l], out_indptr[l + 1]):
+                    k_len += _standing_queue(out_w[j] * _occ_share(occ[out_det[j]]), arrivals,
+                                             T, cell_len / jam)
             else:
                 k_len = k_loop * cell_len
             z[l] = k_len + boundary * (o_out - o_in)

@@ -610,21 +610,29 @@ def test_a_road_into_a_short_bay_is_not_measured_by_the_bays_queue() -> None:
     assert z(100.0, EstimatorParams()) == pytest.approx(14.5)
 
 
-def test_a_long_approach_reads_its_stop_line_loop_over_the_queue_zone_only() -> None:
+def test_a_long_approach_reads_its_stop_line_loop_as_the_queue_standing_there() -> None:
     """WJ, 100 m, two lanes, measured by loops alone from its entry loops (10 m in, 10 %:
-    0.04 veh/m over both lanes) to its stop-line loops (98 m, 60 %: 0.24 veh/m). The stop-line
-    loops read the standing queue, so their density covers the last 30 m of the 88 m cell
-    and the entry loops' the other 58 m: 0.04 x 58 + 0.24 x 30 + 0.5 x (1.2 - 0.2) = 10.02.
-    With queue_zone_m = 0 the two densities' mean covers it all: 0.14 x 88 + 0.5 = 12.82."""
+    0.04 veh/m over both lanes; 3 vehicles each per 30 s, 0.1 per lane and s) to its stop-line
+    loops (98 m, occupied 60 % of the interval). The entry loops' density covers the 58 m
+    before the last 30 m: 2.32. Each stop-line lane holds its standing car 60 % of the time,
+    joined by 0.1 x 0.6 x 30 = 1.8 arrivals: 0.6 x 2.8 = 1.68, 3.36 for both. With the
+    boundary's half of the occupancy difference, 0.5 x (1.2 - 0.2): 6.18. A lone car waiting
+    out a red (no counts, idle entry loops) is 1.2 + 0.6 = 1.8 vehicles, where the stop-line
+    loops' density over 30 m read 0.24 x 30 + 0.6 = 7.8. With queue_zone_m = 0 the two
+    densities' mean covers the whole 88 m cell: 0.14 x 88 + 0.5 = 12.82."""
     net = _road_into_bay(100.0)
+    stop = [net.det_index["WJ_0_stopline"], net.det_index["WJ_1_stopline"]]
     occ = np.full(net.n_detectors, 10.0)
-    occ[[net.det_index["WJ_0_stopline"], net.det_index["WJ_1_stopline"]]] = 60.0
+    occ[stop] = 60.0
 
-    def z(params: EstimatorParams) -> float:
-        out = measure(estimator_model(net), params, np.full(net.n_detectors, 3.0), occ)
+    def z(params: EstimatorParams, count: float = 3.0, occ: np.ndarray = occ) -> float:
+        out = measure(estimator_model(net), params, np.full(net.n_detectors, count), occ)
         return float(out[7][net.link_index["WJ"]])
 
-    assert z(EstimatorParams()) == pytest.approx(10.02)
+    assert z(EstimatorParams()) == pytest.approx(6.18)
+    lone = np.zeros(net.n_detectors)
+    lone[stop] = 60.0
+    assert z(EstimatorParams(), count=0.0, occ=lone) == pytest.approx(1.8)
     assert z(EstimatorParams(queue_zone_m=0.0)) == pytest.approx(12.82)
 
 
