@@ -169,6 +169,13 @@ class EstimatorParams(_Params):
         default=0.10, ge=0,
         description="model_rel_std of links seen only by entry loops (no camera): queues"
                     " between loops are unseen (chosen on pilot128 seed 45 without cameras)")
+    standing_queue_rel_std: float = Field(
+        default=0.5, ge=0,
+        description="model_rel_std of long approaches measured by loops alone, whose queue"
+                    " their stop-line loops only hint at (occupied share and arrivals; queues"
+                    " that outgrow one interval's arrivals read low: maximum likelihood of the"
+                    " network errors on seed 45 of RESCO and pilot128 without cameras under"
+                    " fixed, actuated and signalopt control; flat from 0.4 to 0.7)")
     stopline_only_rel_std: float = Field(
         default=0.2, ge=0,
         description="model_rel_std of links seen by stop-line loops alone (vehicles by"

@@ -778,6 +778,10 @@ def _calibrated_var(
     p = params
     rel = np.array([p.model_rel_std, p.uncounted_rel_std, p.loops_only_rel_std,
                     p.weak_rel_std, p.stopline_only_rel_std, p.entry_only_rel_std])[model.obs]
+    # a long approach whose queue its stop-line loops only hint at (``_standing_queue``)
+    long_loops = ((model.obs == OBS_LOOPS) & (model.out_kind == OUT_STOPLINE)
+                  & (model.exit_pos - model.entry_pos > p.queue_zone_m) & (p.queue_zone_m > 0))
+    rel = np.where(long_loops, p.standing_queue_rel_std, rel)
     bias = rel * scale  # by observability class: links no camera sees are biased far more
     # a cell closed by healthy entry loops and seen by a camera is pinned by both: the
     # filter's variance (flat process noise, sized for tracking) overstates its error, so the

@@ -636,6 +636,21 @@ def test_a_long_approach_reads_its_stop_line_loop_as_the_queue_standing_there() 
     assert z(EstimatorParams(queue_zone_m=0.0)) == pytest.approx(12.82)
 
 
+def test_a_long_approach_read_by_its_stop_line_loops_reports_its_own_uncertainty() -> None:
+    """The queue a stop-line loop only hints at carries standing_queue_rel_std: WJ (100 m,
+    loops only) reports a wider std when it grows and the same std whatever it is when WJ is
+    a 24 m bay its loops close (loops_only_rel_std then)."""
+    def std(bay_m: float, rel: float) -> float:
+        net = _road_into_bay(bay_m)
+        occ = np.full((8, net.n_detectors), 10.0)
+        ests, _ = run_estimator(_frame(np.full((8, net.n_detectors), 3.0), occ), net,
+                                EstimatorParams(standing_queue_rel_std=rel))
+        return float(ests[-1].link_std[net.link_index["WJ"]])
+
+    assert std(100.0, 0.5) > std(100.0, 0.1) + 0.1
+    assert std(24.0, 0.5) == pytest.approx(std(24.0, 0.1))
+
+
 def test_dead_end_link_feeds_no_road_that_starts_where_it_ends() -> None:
     """A ends at node M where trips end (its SUMO connections: none); road C starts at M with
     its own 6 vehicles per interval. A's 2 per interval leave it at its end after the 9 s they
