@@ -153,7 +153,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
                  zone_indptr, zone_det, zone_start, zone_end, entry_pos, exit_pos, link_len,
                  link_lanes, veh_len, jam, count_var, zone_rel, zone_abs, loop_rel, loop_abs,
                  out_weight, succ_indptr, succ, succ_w, boundary, link_speed, T, k_released,
-                 loop_cell_rel, delay, stop_exit, queue_zone):
+                 loop_cell_rel, delay, standing, queue_zone):
     """Per link: in/out counts with variances, loop densities and the zone vehicle measurement.
 
     Where a link has zones, its cell is measured piece by piece: zones where they look, the
@@ -224,7 +224,7 @@ def _link_inputs(count, cvar, occ, src, in_indptr, in_det, out_indptr, out_det, 
             z[l] = zv + fill + boundary * (o_out - o_in)
             zr[l] = zvar + (loop_rel * fill) ** 2 + (loop_abs * loop_abs if fill > 0.5 else 0.0)
         elif in_indptr[l + 1] > in_indptr[l] and cell_len > 0:
-            if queue_zone > 0.0 and stop_exit[l] and has_out and cell_len > queue_zone:
+            if standing[l] and has_out:
                 # a stop-line loop tells that a queue stands on it, not how far back it
                 # reaches (a lone car waiting out a red keeps it occupied): each of its lanes
                 # holds the standing queue, and the entry loops' density covers the rest of
@@ -671,6 +671,13 @@ def _exit_loop_weight(model: EstimatorModel, params: EstimatorParams) -> np.ndar
     return np.where(m.out_kind == OUT_NEXT_ENTRY, out * (1.0 - share), out)
 
 
+def _reads_standing_queue(model: EstimatorModel, params: EstimatorParams) -> np.ndarray:
+    """Per link, whether its stop-line loops, where loops alone measure it, read as the queue
+    standing there (``_standing_queue``): an approach cell longer than ``queue_zone_m``."""
+    m, qz = model, params.queue_zone_m
+    return (m.out_kind == OUT_STOPLINE) & (m.exit_pos - m.entry_pos > qz) & (qz > 0)
+
+
 def _fit_inflow(model: EstimatorModel, u: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Each link's inflow as the turning fit sees it: its entry counts, or, for a link fed by
     the stop lines upstream, what leaves its cell at the next stop line (the same vehicles
@@ -712,7 +719,7 @@ def measure(
         m.link_len, m.link_lanes, p.vehicle_length_m, p.jam_spacing_m, p.count_var,
         p.zone_rel_std, p.zone_abs_std, p.loop_rel_std, p.loop_abs_std, _exit_loop_weight(m, p),
         m.succ_indptr, m.succ, succ_w, p.loop_boundary, m.link_speed, p.interval_s,
-        k_released, _loop_cell_rel(m, p), m.signal_delay, m.out_kind == OUT_STOPLINE,
+        k_released, _loop_cell_rel(m, p), m.signal_delay, _reads_standing_queue(m, p),
         p.queue_zone_m))
     u, uv, w, wv = out[:4]
     out[0] = np.where(released, rel_u, np.where(unknown, w, u))
@@ -779,8 +786,7 @@ def _calibrated_var(
     rel = np.array([p.model_rel_std, p.uncounted_rel_std, p.loops_only_rel_std,
                     p.weak_rel_std, p.stopline_only_rel_std, p.entry_only_rel_std])[model.obs]
     # a long approach whose queue its stop-line loops only hint at (``_standing_queue``)
-    long_loops = ((model.obs == OBS_LOOPS) & (model.out_kind == OUT_STOPLINE)
-                  & (model.exit_pos - model.entry_pos > p.queue_zone_m) & (p.queue_zone_m > 0))
+    long_loops = (model.obs == OBS_LOOPS) & _reads_standing_queue(model, p)
     rel = np.where(long_loops, p.standing_queue_rel_std, rel)
     bias = rel * scale  # by observability class: links no camera sees are biased far more
     # a cell closed by healthy entry loops and seen by a camera is pinned by both: the
