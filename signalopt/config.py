@@ -256,6 +256,11 @@ class OptimizerParams(_Params):
         default="pressure",
         description="how the local controller runs the plan: fixed-time, gap actuation within"
                     " [min_dur, max_dur], or pressure-driven phase choice within those bounds")
+    loop_gap_s: float = Field(
+        default=3.0, ge=0,
+        description="without cameras, the pressure rule keeps a green while its stop-line loops"
+                    " saw a vehicle cross within this many seconds, then hands it to the phase"
+                    " with most vehicles counted waiting (0 = the counted pressure alone)")
     act_min_frac: float = Field(default=0.5, ge=0, le=1,
                                 description="min_dur = max(min green, frac x green)")
     act_max_frac: float = Field(default=2.0, ge=1, description="max_dur = frac x green")

@@ -3,11 +3,15 @@
 A field controller with loops but no cameras can still count: the engine's last estimate of
 every cell (one scan old) plus the vehicles its loops have passed in and out since, second by
 second (input-output counting on the estimator's own cells: entry loops, or the stop lines
-upstream times the turning shares, in; exit loops out). A free exit has no counted outflow,
-so its cell keeps the scan's estimate.
+upstream times the turning shares, in; exit loops out). A free exit has no loop at its end:
+it holds what came in during its travel time. The stop-line loops also tell whether a green
+is still discharging: the seconds since a vehicle last crossed one (a field controller's gap
+timer).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -16,10 +20,13 @@ from signalopt.network import CompiledNetwork
 
 
 class LoopQueues:
-    """Input-output counting of every cell between scans (see the module docstring)."""
+    """Input-output counting of every cell between scans (see the module docstring).
 
-    def __init__(self, net: CompiledNetwork, model: EstimatorModel) -> None:
-        self._model = model
+    ``step`` is called once per simulation step of ``step_s`` seconds.
+    """
+
+    def __init__(self, net: CompiledNetwork, model: EstimatorModel, *, step_s: float = 1.0) -> None:
+        self._model, self.step_s = model, step_s
         n = net.n_links
         used = sorted({*model.in_det.tolist(), *model.out_det.tolist(),
                        *model.lane_stop[model.lane_stop >= 0].tolist()})
@@ -40,6 +47,17 @@ class LoopQueues:
         self._lane_out = np.array([self._pos[s] for _, _, s in both], dtype=np.int64)
         self._lane_k = np.array([k for k, _, _ in both], dtype=np.int64)
         self.lane_delta = np.zeros(model.lane_link.shape[0])
+        # a free exit: the steps a vehicle counted in needs at the speed limit to reach its end
+        # (a released flow is counted at the link's start)
+        start = np.where(model.in_kind == IN_RELEASED, 0.0, model.entry_pos)
+        road = np.maximum(np.asarray(net.link_length, dtype=np.float64) - start, 0.0)
+        self._free = model.out_kind == OUT_FREE
+        self._travel = np.round(road / np.maximum(model.link_speed, 1.0) / step_s).astype(np.int64)
+        # cumulative inflow after each of the last steps (a ring as deep as the longest travel)
+        self._in_ring = np.zeros((int(self._travel.max(initial=0)) + 1, n))
+        self._steps = 0
+        self._idle = np.full(len(used), np.inf)  # steps since a vehicle last left each loop
+        self._standing = np.zeros(len(used))  # vehicles on each loop now
 
     def _rows(self, row_share: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(link, detector position, weight): each passage adds ``weight`` to the link."""
@@ -71,15 +89,30 @@ class LoopQueues:
     def step(self, api: object) -> None:
         """Add the vehicles that left each loop in the last simulation step."""
         e1 = api.inductionloop  # type: ignore[attr-defined]
-        passed = np.array([sum(1 for v in e1.getVehicleData(i) if v[3] >= 0) for i in self._ids],
-                          dtype=np.float64)
-        self.delta += np.bincount(self._link, weights=self._w * passed[self._det],
-                                  minlength=self.base.shape[0])
+        data = [e1.getVehicleData(i) for i in self._ids]  # (id, length, entry, leave, type)
+        passed = np.array([sum(1 for v in d if v[3] >= 0) for d in data], dtype=np.float64)
+        self._standing = np.array([sum(1 for v in d if v[3] < 0) for d in data], dtype=np.float64)
+        moved = self._w * passed[self._det]
+        n = self.base.shape[0]
+        self.delta += np.bincount(self._link, weights=moved, minlength=n)
         self.lane_delta[self._lane_k] += passed[self._lane_in] - passed[self._lane_out]
+        depth, last = self._in_ring.shape[0], self._steps
+        self._steps += 1
+        inflow = np.bincount(self._link, weights=np.maximum(moved, 0.0), minlength=n)
+        self._in_ring[self._steps % depth] = self._in_ring[last % depth] + inflow
+        self._idle = np.where(passed > 0, 0.0, self._idle + 1.0)
+
+    def _counted_in(self, lag: np.ndarray) -> np.ndarray:
+        """Vehicles counted into each link during its last ``lag`` steps."""
+        depth, lag = self._in_ring.shape[0], np.minimum(lag, self._steps)
+        then = self._in_ring[(self._steps - lag) % depth, np.arange(lag.shape[0])]
+        return self._in_ring[self._steps % depth] - then
 
     def link_vehicles(self) -> np.ndarray:
-        """Vehicles on every link now (never below zero)."""
-        return np.maximum(self.base + self.delta, 0.0)
+        """Vehicles on every link now (never below zero); on a free exit, those that came in
+        during its travel time."""
+        counted = np.maximum(self.base + self.delta, 0.0)
+        return np.where(self._free, self._counted_in(self._travel), counted)
 
     def lane_vehicles(self) -> np.ndarray:
         """Vehicles on each approach lane between its entry and stop-line loops now: the
@@ -89,3 +122,27 @@ class LoopQueues:
         link = m.lane_link
         share = self.base[link] / np.maximum(m.link_lanes[link], 1.0)
         return np.where(self.lane_counted, np.maximum(share + self.lane_delta, 0.0), np.nan)
+
+    def phase_loops(self, net: CompiledNetwork) -> Callable[[], tuple[np.ndarray, np.ndarray]]:
+        """A function giving, per phase of ``net``, what the stop-line loops of the lanes its
+        green serves show now: the seconds since a vehicle last crossed one (inf if none has),
+        and the vehicles standing on them (a call; inf for a phase without such loops, so
+        that it is never passed over for want of one)."""
+        m = self._model
+        pairs = {(p, int(self._pos[m.lane_stop[m.row_lane[r]]]))
+                 for p in range(net.phase_duration.size)
+                 for r in np.nonzero(np.isin(m.row_mov, net.phase_mov[
+                     net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]))[0]
+                 if m.lane_stop[m.row_lane[r]] >= 0}
+        phase = np.array([p for p, _ in pairs], dtype=np.int64)
+        loop = np.array([d for _, d in pairs], dtype=np.int64)
+        n = net.phase_duration.size
+        looped = np.bincount(phase, minlength=n) > 0
+
+        def view() -> tuple[np.ndarray, np.ndarray]:
+            idle = np.full(n, np.inf)
+            np.minimum.at(idle, phase, self._idle[loop] * self.step_s)
+            standing = np.bincount(phase, weights=self._standing[loop], minlength=n)
+            return idle, np.where(looped, standing, np.inf)
+
+        return view

@@ -1,0 +1,79 @@
+"""The pressure rule without cameras: a green runs while its stop-line loops still see vehicles
+cross (a field controller's gap timer), then goes to the phase with most counted waiting among
+those with a vehicle standing on their stop-line loops (a call)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from signalopt.network import compile_network
+from sim.controllers import MaxPressure, SimContext
+from tests.conftest import build_t_junction
+
+
+class _Lights:
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    def setRedYellowGreenState(self, tls: str, state: str) -> None:  # noqa: N802  (TraCI's name)
+        self.states.append(state)
+
+
+class _Api:
+    def __init__(self) -> None:
+        self.trafficlight = _Lights()
+
+
+def _controller(gap_s: float) -> tuple[MaxPressure, SimContext]:
+    spec = build_t_junction()
+    ctx = SimContext(api=_Api(), spec=spec, net=compile_network(spec), begin=0.0, interval_s=30.0)
+    rule = MaxPressure(step_s=2.0, min_green=5.0, gap_s=gap_s)
+    rule.setup(ctx)  # phase 0 (WJ's green) runs from t = 0
+    return rule, ctx
+
+
+# movement pressures: WJ->JE, WJ->JS (phase 0), SJ->JE (phase 2); a vehicle stands on each
+# phase's stop-line loops (the yellows have none)
+SJ_WAITS = np.array([1.0, 0.0, 4.0])
+CALLS = np.array([1.0, np.inf, 1.0, np.inf])
+
+
+@pytest.mark.parametrize(("idle_s", "switches"), [(1.0, False), (3.0, True)])
+def test_a_green_runs_while_its_stop_line_loops_see_vehicles_cross(idle_s: float,
+                                                                   switches: bool) -> None:
+    """SJ has more waiting (4 vs 1), yet phase 0 keeps its green while a vehicle crossed its
+    stop line 1 s ago (gap 3 s); 3 s after the last one it hands the green to SJ (yellow
+    first)."""
+    rule, ctx = _controller(gap_s=3.0)
+    rule._decide(ctx, 0, 10.0, SJ_WAITS, (np.array([idle_s, np.inf, 0.0, np.inf]), CALLS))
+    assert (rule._target[0] == 2) is switches
+    assert ctx.api.trafficlight.states[-1] == ("yyr" if switches else "GGr")
+
+
+def test_a_gapped_out_green_stays_when_nobody_waits_elsewhere() -> None:
+    """Phase 0 has gapped out, but nothing is counted waiting on SJ: the green stays."""
+    rule, ctx = _controller(gap_s=3.0)
+    rule._decide(ctx, 0, 10.0, np.array([0.0, 0.0, 0.0]),
+                 (np.array([9.0, np.inf, 9.0, np.inf]), CALLS))
+    assert rule._target[0] == 0
+    assert rule._next_decision[0] == 12.0
+
+
+def test_a_gapped_out_green_goes_only_to_a_phase_with_a_call() -> None:
+    """SJ is counted 4 waiting, but no vehicle stands on its stop-line loop (the count is off,
+    or they turned away): the gapped-out green stays; at its maximum it goes all the same."""
+    rule, ctx = _controller(gap_s=3.0)
+    no_call = (np.array([9.0, np.inf, 9.0, np.inf]), np.array([1.0, np.inf, 0.0, np.inf]))
+    rule._decide(ctx, 0, 10.0, SJ_WAITS, no_call)
+    assert rule._target[0] == 0
+    rule.max_g[0] = 10.0
+    rule._decide(ctx, 0, 12.0, SJ_WAITS, no_call)
+    assert rule._target[0] == 2
+
+
+def test_without_a_gap_timer_the_counted_pressure_alone_decides() -> None:
+    """gap_s = 0 (cameras): SJ's larger pressure takes the green at once."""
+    rule, ctx = _controller(gap_s=0.0)
+    rule._decide(ctx, 0, 10.0, SJ_WAITS, None)
+    assert rule._target[0] == 2
