@@ -43,8 +43,8 @@ def test_counts_in_and_out_of_each_cell_since_the_scan(t_junction_net: CompiledN
 def test_a_free_exit_holds_what_came_in_during_its_travel_time(t_junction_net: CompiledNetwork) -> None:
     """JE has no loop at its end: 90 m from its entry loop at 10 m/s, a vehicle counted in
     is on it for 9 steps, then gone. The scan's estimate (2) does not pile up with the
-    inflow, which read exits at 6-11x their true mean load on RESCO's Ingolstadt1 and blocked the
-    movements into them."""
+    inflow, which read exits at 6-11x their true mean load on RESCO's Ingolstadt1, where the
+    pressure rule counts a receiving road's load against the movements into it."""
     net = t_junction_net
     q = LoopQueues(net, estimator_model(net))
     je = net.link_index["JE"]
