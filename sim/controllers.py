@@ -123,6 +123,8 @@ class MaxPressure(FixedTime):
     phase with the largest pressure: sum over its movements of (vehicles waiting in the
     movement's approach zone - vehicles in the receiving link's zone), with the program's
     yellow/all-red between greens. ``min_green``/``max_green`` (per phase) bound each green.
+    Without cameras (signalopt on loop counts) a green may instead run while its stop-line
+    loops see vehicles cross (``gap_s``), then go only to a phase with a call.
     """
 
     name = "maxpressure"

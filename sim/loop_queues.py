@@ -52,7 +52,8 @@ class LoopQueues:
         start = np.where(model.in_kind == IN_RELEASED, 0.0, model.entry_pos)
         road = np.maximum(np.asarray(net.link_length, dtype=np.float64) - start, 0.0)
         self._free = model.out_kind == OUT_FREE
-        self._travel = np.round(road / np.maximum(model.link_speed, 1.0) / step_s).astype(np.int64)
+        travel = np.round(road / np.maximum(model.link_speed, 1.0) / step_s).astype(np.int64)
+        self._travel = np.where(self._free, travel, 0)
         # cumulative inflow after each of the last steps (a ring as deep as the longest travel)
         self._in_ring = np.zeros((int(self._travel.max(initial=0)) + 1, n))
         self._steps = 0
