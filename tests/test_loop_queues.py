@@ -6,6 +6,7 @@ import numpy as np
 
 from signalopt.estimate import estimator_model
 from signalopt.network import CompiledNetwork
+from sim.controllers import within_reach
 from sim.loop_queues import LoopQueues
 
 
@@ -81,7 +82,5 @@ def test_what_each_green_s_stop_line_loops_show(t_junction_net: CompiledNetwork)
 def test_share_of_each_link_a_camera_would_see() -> None:
     """From the stop line: a 24 m bay lies wholly within 100 m, then 76 of the next 144 m,
     then nothing."""
-    from sim.controllers import within_reach
-
     np.testing.assert_allclose(within_reach(np.array([24.0, 144.0, 50.0]), 100.0),
                                [1.0, 76.0 / 144.0, 0.0])
