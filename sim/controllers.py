@@ -133,7 +133,7 @@ class MaxPressure(FixedTime):
                  downstream_free: float = 0.0, gap_s: float = 0.0) -> None:
         self.step_s, self.min_green, self.margin = step_s, min_green, margin
         # a green whose stop-line loops saw a vehicle cross within ``gap_s`` keeps running,
-        # then goes to the phase with most waiting among those with a vehicle standing on
+        # then goes to the highest-pressure phase among those with a vehicle standing on
         # their stop-line loops (``phase_loops``: both, per phase; 0 = pressure alone decides)
         self.gap_s = gap_s
         self.phase_loops: Callable[[], tuple[np.ndarray, np.ndarray]] | None = None
@@ -294,7 +294,9 @@ class MaxPressure(FixedTime):
                 return
             gapped = True
         p_cur = -np.inf if maxed else self._phase_pressure(ctx, base + cur, w) + self.margin
-        best, best_p = cur, (0.0 if gapped else p_cur)
+        # gapped out: any phase with a call may take over, the highest counted pressure first
+        # (a vehicle standing on a stop line outweighs a count that says nobody waits there)
+        best, best_p = cur, (-np.inf if gapped else p_cur)
         for k in self._greens[i]:
             if k != cur and not (gapped and loops[1][base + k] <= 0):  # type: ignore[index]
                 pressure = self._phase_pressure(ctx, base + k, w)

@@ -51,13 +51,22 @@ def test_a_green_runs_while_its_stop_line_loops_see_vehicles_cross(idle_s: float
     assert ctx.api.trafficlight.states[-1] == ("yyr" if switches else "GGr")
 
 
-def test_a_gapped_out_green_stays_when_nobody_waits_elsewhere() -> None:
-    """Phase 0 has gapped out, but nothing is counted waiting on SJ: the green stays."""
+def test_a_gapped_out_green_stays_when_no_other_phase_has_a_call() -> None:
+    """Phase 0 has gapped out, but no vehicle stands on SJ's stop-line loop: the green stays."""
     rule, ctx = _controller(gap_s=3.0)
     rule._decide(ctx, 0, 10.0, np.array([0.0, 0.0, 0.0]),
-                 (np.array([9.0, np.inf, 9.0, np.inf]), CALLS))
+                 (np.array([9.0, np.inf, 9.0, np.inf]), np.array([0.0, np.inf, 0.0, np.inf])))
     assert rule._target[0] == 0
     assert rule._next_decision[0] == 12.0
+
+
+def test_a_call_takes_a_gapped_out_green_even_when_the_count_says_nobody_waits() -> None:
+    """Phase 0 has gapped out; the loop count of SJ reads none waiting (pressure 0), but a
+    vehicle stands on its stop-line loop: the call wins, the green goes to SJ."""
+    rule, ctx = _controller(gap_s=3.0)
+    rule._decide(ctx, 0, 10.0, np.array([1.0, 0.0, 0.0]),
+                 (np.array([9.0, np.inf, 9.0, np.inf]), CALLS))
+    assert rule._target[0] == 2
 
 
 def test_a_gapped_out_green_goes_only_to_a_phase_with_a_call() -> None:
