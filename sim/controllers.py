@@ -288,7 +288,8 @@ class MaxPressure(FixedTime):
         inter, base, cur = self._inters[i], ctx.net.int_phase_indptr[i], self._cur[i]
         maxed = t - self._green_since[i] >= self.max_g[base + cur] - 1e-9
         gapped = False
-        if loops is not None and not maxed:
+        # a green without stop-line loops (an infinite call) has no gap timer: pressure decides
+        if loops is not None and not maxed and np.isfinite(loops[1][base + cur]):
             if loops[0][base + cur] < self.gap_s:
                 self._next_decision[i] = t + self.step_s
                 return

@@ -86,3 +86,14 @@ def test_without_a_gap_timer_the_counted_pressure_alone_decides() -> None:
     rule, ctx = _controller(gap_s=0.0)
     rule._decide(ctx, 0, 10.0, SJ_WAITS, None)
     assert rule._target[0] == 2
+
+
+def test_a_green_without_stop_line_loops_is_left_to_the_pressure() -> None:
+    """Entry loops only: no phase has a stop-line loop, so no gap timer and no call. The
+    green is not handed over for want of a gap; the larger pressure decides as before."""
+    rule, ctx = _controller(gap_s=3.0)
+    blind = (np.full(4, np.inf), np.full(4, np.inf))
+    rule._decide(ctx, 0, 10.0, np.array([3.0, 0.0, 1.0]), blind)
+    assert rule._target[0] == 0
+    rule._decide(ctx, 0, 10.0, SJ_WAITS, blind)
+    assert rule._target[0] == 2
