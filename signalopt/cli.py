@@ -32,13 +32,6 @@ DetectorFileOption = Annotated[Path | None, typer.Option(
 DEMO_CONTROLLERS = "signalopt,fixed,actuated,maxpressure"
 
 
-def _site(detector_file: Path | None) -> Any:
-    """The ``DetectorLayout`` of a site's own detector file (None: the virtual detectors)."""
-    from sim.detectors import DetectorLayout  # noqa: PLC0415
-
-    return DetectorLayout(site_file=detector_file)
-
-
 def _fail(exc: Exception) -> typer.Exit:
     err_console.print(f"[bold red]error:[/] {exc}")
     return typer.Exit(code=2)
@@ -279,11 +272,12 @@ def optimize(
     detector_file: DetectorFileOption = None,
 ) -> None:
     """Offline time-of-day plans: periods found from the counts, one optimized plan per period."""
+    from sim.detectors import named_layout  # noqa: PLC0415
     from sim.offline import optimize_offline  # noqa: PLC0415
 
     res = _with_status("finding periods and optimizing plans", lambda: optimize_offline(
         network, counts, out, n_levels=levels, slot_s=slot, min_period_s=min_period, kind=kind,
-        layout=_site(detector_file)))
+        layout=named_layout("all", site_file=detector_file)))
     table = Table(title=f"time-of-day plans ({res.compute_s:.2f} s to compute)")
     for col in ("period", "start s", "end s", "link entries/h", "mean cycle s"):
         table.add_column(col, justify="right")
@@ -304,10 +298,11 @@ def qa(
 ) -> None:
     """Detector health: which detectors QA flags in a recorded counts file, how often and why."""
     from signalopt.detectors import FLAG_NAMES  # noqa: PLC0415
+    from sim.detectors import named_layout  # noqa: PLC0415
     from sim.replay import detector_health  # noqa: PLC0415
 
-    table = _with_status("checking every detector, scan by scan",
-                         lambda: detector_health(network, counts, layout=_site(detector_file)))
+    table = _with_status("checking every detector, scan by scan", lambda: detector_health(
+        network, counts, layout=named_layout("all", site_file=detector_file)))
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "detector_health.csv", index=False)
     flagged = table[table["flagged_%"] > 0]

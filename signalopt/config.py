@@ -259,8 +259,9 @@ class OptimizerParams(_Params):
     loop_gap_s: float = Field(
         default=3.0, ge=0,
         description="without cameras, the pressure rule keeps a green while its stop-line loops"
-                    " saw a vehicle cross within this many seconds, then hands it to the phase"
-                    " with most vehicles counted waiting (0 = the counted pressure alone)")
+                    " saw a vehicle cross within this many seconds, then hands it to the"
+                    " highest-pressure phase with a vehicle standing on its stop-line loops"
+                    " (0 = the counted pressure alone)")
     act_min_frac: float = Field(default=0.5, ge=0, le=1,
                                 description="min_dur = max(min green, frac x green)")
     act_max_frac: float = Field(default=2.0, ge=1, description="max_dur = frac x green")

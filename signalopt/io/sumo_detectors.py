@@ -68,7 +68,7 @@ def read_sumo_detectors(path: str | Path, spec: NetworkSpec, *,
             continue
         seen.add(det_id)
         try:
-            det = _detector(el, det_id, links, approach, stopline_m)
+            det = _detector(el, det_id, links)
         except ValueError as exc:
             problems.append(f"{where}: {exc}")
             continue
@@ -85,9 +85,9 @@ def read_sumo_detectors(path: str | Path, spec: NetworkSpec, *,
     return out
 
 
-def _detector(el: Any, det_id: str, links: dict[str, LinkSpec], approach: set[tuple[str, int]],
-              stopline_m: float) -> DetectorSpec:
-    """One E1/E2 element as a ``DetectorSpec``; a ValueError says what is wrong with it."""
+def _detector(el: Any, det_id: str, links: dict[str, LinkSpec]) -> DetectorSpec:
+    """One E1/E2 element as a ``DetectorSpec`` (every loop an entry loop until
+    ``_stop_lines`` picks the stop-line ones); a ValueError says what is wrong with it."""
     lanes = (el.getAttributeSecure("lanes", None) or "").split()
     if len(lanes) > 1:
         msg = "spans several lanes; give one zone per lane"
