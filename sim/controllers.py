@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from signalopt.network import CompiledNetwork, NetworkSpec
-from sim.loop_queues import LoopQueues
+from sim.loop_queues import MIN_LOOP_LINK_M, LoopQueues
 
 TLS_TYPE_ACTUATED = 3
 
@@ -147,6 +147,8 @@ class MaxPressure(FixedTime):
         # and vehicles per approach lane (rows: lane index, movement, share of the lane)
         self.lane_source: Callable[[], np.ndarray] | None = None
         self.lane_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        # the intersections it runs (None: all); the others are left to their programs
+        self.active: np.ndarray | None = None
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
@@ -200,6 +202,9 @@ class MaxPressure(FixedTime):
         self.max_g = np.full(n_phases, np.inf)
         tl = ctx.api.trafficlight
         for i, inter in enumerate(self._inters):
+            if self.active is not None and not self.active[i]:
+                self._next_decision[i] = np.inf  # never due
+                continue
             tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
 
     def _pressures(self, ctx: SimContext) -> np.ndarray:
@@ -348,6 +353,8 @@ class Signalopt(FixedTime):
         self._state = initial_scan_state(ctx.net)
         self._loopq: LoopQueues | None = None
         kinds = {d.kind for d in ctx.spec.detectors}
+        # intersections the pressure rule runs (None: all of them where local is "pressure")
+        self._pressure_at: np.ndarray | None = None
         if local == "pressure" and "zone" not in kinds and "entry" in kinds:
             # the pressure rule reads queues from cameras; without any, it counts vehicles in
             # and out of every cell at the loops, from the engine's last estimate on, and a
@@ -359,11 +366,23 @@ class Signalopt(FixedTime):
             warnings.warn("no camera zones in this detector layout: signalopt's pressure rule "
                           "counts queues at the loops instead, and ends a green when its "
                           "stop-line loops gap out", stacklevel=2)
-        elif local == "pressure" and "zone" not in kinds:
-            # stop-line loops alone cannot count what stands between them (loop counting on
-            # them did worse than gap actuation on pilot128: 143-177 vs 135 s/veh), so the
-            # plans run with SUMO's gap actuation inside their bounds
+        elif local == "pressure" and "zone" not in kinds and "stopline" in kinds:
+            # stop-line loops alone: the same counting, the inflows nobody counts guessed from
+            # each stop line's own count; where an approach is a stub no car stops on, its
+            # loops cannot show a queue, so that intersection keeps SUMO's gap actuation
+            self._pressure_at = _seen_by_stop_lines(ctx.net)
+            n_act = int((~self._pressure_at).sum())
             warnings.warn("no camera zones and no entry loops in this detector layout: "
+                          "signalopt's pressure rule counts queues at the stop-line loops; "
+                          f"{n_act} of {ctx.net.n_intersections} intersections (an approach "
+                          f"shorter than {MIN_LOOP_LINK_M:g} m) fall back to 'actuated'",
+                          stacklevel=2)
+            if self._pressure_at.any():
+                self._loopq = LoopQueues(ctx.net, self._state.model)
+            else:
+                local, self._pressure_at = "actuated", None
+        elif local == "pressure" and "zone" not in kinds:
+            warnings.warn("no camera zones and no stop-line loops in this detector layout: "
                           "signalopt's local control falls back from 'pressure' to 'actuated'",
                           stacklevel=2)
             local = "actuated"
@@ -384,11 +403,12 @@ class Signalopt(FixedTime):
                 self._local.lane_source = self._loopq.lane_vehicles
                 self._local.lane_rows = (m.row_lane, m.row_mov, 1.0 / per_lane[m.row_lane])
                 self._local.phase_loops = self._loopq.phase_loops(ctx.net)
+            self._local.active = self._pressure_at
             self._local.setup(ctx)
             base = ctx.net.phase_duration
             self._local.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
-        else:
-            self._applier = PlanApplier(ctx.api, ctx.net, actuated=local == "actuated",
+        if self._local is None or self._pressure_at is not None:
+            self._applier = PlanApplier(ctx.api, ctx.net, actuated=local != "fixed",
                                         min_green=opt.min_green_s)
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
@@ -409,8 +429,8 @@ class Signalopt(FixedTime):
             self._loopq.step(ctx.api)
         if self._local is not None:
             self._local.on_step(ctx, t)
-        else:
-            self._applier.on_step(t)  # type: ignore[union-attr]
+        if self._applier is not None:
+            self._applier.on_step(t)
 
     def _scan(self, ctx: SimContext, t: float) -> None:
         from signalopt.detectors import DetectorFrame  # noqa: PLC0415
@@ -427,8 +447,9 @@ class Signalopt(FixedTime):
         if self._local is not None:  # local actuation inside the new plan's bounds
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur
-        else:
-            self._applier.submit(result.plan)  # type: ignore[union-attr]
+        if self._applier is not None:  # the plans themselves, where the pressure rule is not run
+            which = None if self._pressure_at is None else ~self._pressure_at
+            self._applier.submit(result.plan, which)
         self.scans.append(_scan_stats(result, prev))
         self._next_scan += self.config.scan_s
 
@@ -454,6 +475,14 @@ def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
             "offset_change_mean": float(np.minimum(d_off, p.cycle - d_off).mean()),
         })
     return row
+
+
+def _seen_by_stop_lines(net: CompiledNetwork) -> np.ndarray:
+    """Per intersection: whether every approach is long enough for a car to stop on its
+    stop-line loops (``MIN_LOOP_LINK_M``), so that they show whether a queue stands."""
+    short = np.asarray(net.link_length, dtype=np.float64)[net.mov_from] < MIN_LOOP_LINK_M
+    stub = np.bincount(net.mov_int, weights=short.astype(np.float64), minlength=net.n_intersections)
+    return stub == 0
 
 
 def within_reach(lengths_from_stop: np.ndarray, reach_m: float) -> np.ndarray:

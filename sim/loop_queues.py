@@ -4,9 +4,13 @@ A field controller with loops but no cameras can still count: the engine's last 
 every cell (one scan old) plus the vehicles its loops have passed in and out since, second by
 second (input-output counting on the estimator's own cells: entry loops, or the stop lines
 upstream times the turning shares, in; exit loops out). A free exit has no loop at its end:
-it holds what came in during its travel time. The stop-line loops also tell whether a green
-is still discharging: the seconds since a vehicle last crossed one (a field controller's gap
-timer).
+it holds what came in during its travel time. A cell whose inflow nobody counts (stop-line
+loops only, fed by unsignalised roads) gains vehicles at the rate its exit counted over the
+last scan. The stop-line loops also tell whether a green is still discharging: the seconds
+since a vehicle last crossed one (a field controller's gap timer); and whether a queue
+stands at all: a cell whose stop-line loops have neither a vehicle standing on them nor one
+crossing within the gap holds no queue, only what is driving through it, and one with a
+vehicle standing on a loop holds at least that one.
 """
 
 from __future__ import annotations
@@ -15,17 +19,32 @@ from collections.abc import Callable
 
 import numpy as np
 
-from signalopt.estimator_model import IN_LOOPS, IN_RELEASED, OUT_FREE, OUT_MERGED, EstimatorModel
+from signalopt.estimator_model import (
+    IN_LOOPS,
+    IN_RELEASED,
+    IN_UNKNOWN,
+    OUT_FREE,
+    OUT_MERGED,
+    OUT_NEXT_ENTRY,
+    OUT_STOPLINE,
+    EstimatorModel,
+)
+
+# a stop-line loop on an approach shorter than a car: no vehicle stops on it (SUMO queues
+# them before such a stub), so it cannot tell whether a queue stands
+MIN_LOOP_LINK_M = 5.0
 from signalopt.network import CompiledNetwork
 
 
 class LoopQueues:
     """Input-output counting of every cell between scans (see the module docstring).
 
-    ``step`` is called once per simulation step of ``step_s`` seconds.
+    ``step`` is called once per simulation step of ``step_s`` seconds; ``gap_s`` is how long
+    after the last crossing a stop-line loop with nobody on it shows an empty stop line.
     """
 
-    def __init__(self, net: CompiledNetwork, model: EstimatorModel, *, step_s: float = 1.0) -> None:
+    def __init__(self, net: CompiledNetwork, model: EstimatorModel, *, step_s: float = 1.0,
+                 gap_s: float = 3.0) -> None:
         self._model, self.step_s = model, step_s
         n = net.n_links
         used = sorted({*model.in_det.tolist(), *model.out_det.tolist(),
@@ -52,10 +71,29 @@ class LoopQueues:
         start = np.where(model.in_kind == IN_RELEASED, 0.0, model.entry_pos)
         road = np.maximum(np.asarray(net.link_length, dtype=np.float64) - start, 0.0)
         self._free = model.out_kind == OUT_FREE
-        travel = np.round(road / np.maximum(model.link_speed, 1.0) / step_s).astype(np.int64)
+        speed = np.maximum(model.link_speed, 1.0)
+        travel = np.round(road / speed / step_s).astype(np.int64)
         self._travel = np.where(self._free, travel, 0)
+        # a cell nobody counts vehicles into gains them at the rate its exit counted them
+        # over the last scan (steady state; 0 until the first scan)
+        self._guessed = (model.in_kind == IN_UNKNOWN) & np.isin(model.out_kind, (OUT_STOPLINE, OUT_NEXT_ENTRY))
+        self._rate, self._out_since, self._steps_since = np.zeros(n), np.zeros(n), 0
+        # cells ending at stop-line loops that see a queue stand (see MIN_LOOP_LINK_M): their
+        # loops, and the steps a vehicle needs to drive through the cell
+        length = np.asarray(net.link_length, dtype=np.float64)
+        ends = [(k, int(self._pos[d])) for k in np.nonzero(model.out_kind == OUT_STOPLINE)[0].tolist()
+                for d in model.out_det[model.out_indptr[k]:model.out_indptr[k + 1]].tolist()
+                if length[net.det_link[d]] >= MIN_LOOP_LINK_M]
+        self._end_link = np.array([k for k, _ in ends], dtype=np.int64)
+        self._end_loop = np.array([d for _, d in ends], dtype=np.int64)
+        self._ends_seen = np.bincount(self._end_link, minlength=n) > 0
+        cell = np.maximum(np.asarray(model.exit_pos, dtype=np.float64) - start, 0.0)
+        self._cell_travel = np.round(cell / speed / step_s).astype(np.int64)
+        self._gap_steps = gap_s / step_s
         # cumulative inflow after each of the last steps (a ring as deep as the longest travel)
-        self._in_ring = np.zeros((int(self._travel.max(initial=0)) + 1, n))
+        deepest = max(int(self._travel.max(initial=0)),
+                      int(self._cell_travel[self._ends_seen].max(initial=0)))
+        self._in_ring = np.zeros((deepest + 1, n))
         self._steps = 0
         self._idle = np.full(len(used), np.inf)  # steps since a vehicle last left each loop
         self._standing = np.zeros(len(used))  # vehicles on each loop now
@@ -81,7 +119,11 @@ class LoopQueues:
                 np.array(w, dtype=np.float64))
 
     def reset(self, link_vehicles: np.ndarray, row_share: np.ndarray) -> None:
-        """A new scan: its estimate is the base, its turning shares split released flows."""
+        """A new scan: its estimate is the base, its turning shares split released flows, and
+        what each cell's exit counted since the last scan sets its uncounted inflow's rate."""
+        if self._steps_since:
+            self._rate = np.where(self._guessed, self._out_since / self._steps_since, 0.0)
+        self._out_since, self._steps_since = np.zeros_like(self._out_since), 0
         self.base = np.asarray(link_vehicles, dtype=np.float64).copy()
         self.delta = np.zeros_like(self.base)
         self.lane_delta = np.zeros_like(self.lane_delta)
@@ -95,13 +137,34 @@ class LoopQueues:
         self._standing = np.array([sum(1 for v in d if v[3] < 0) for d in data], dtype=np.float64)
         moved = self._w * passed[self._det]
         n = self.base.shape[0]
-        self.delta += np.bincount(self._link, weights=moved, minlength=n)
+        self.delta += np.bincount(self._link, weights=moved, minlength=n) + self._rate
+        self._out_since += np.bincount(self._link, weights=np.maximum(-moved, 0.0), minlength=n)
+        self._steps_since += 1
         self.lane_delta[self._lane_k] += passed[self._lane_in] - passed[self._lane_out]
         depth, last = self._in_ring.shape[0], self._steps
         self._steps += 1
         inflow = np.bincount(self._link, weights=np.maximum(moved, 0.0), minlength=n)
         self._in_ring[self._steps % depth] = self._in_ring[last % depth] + inflow
         self._idle = np.where(passed > 0, 0.0, self._idle + 1.0)
+        self._bound_by_stop_lines()
+
+    def _bound_by_stop_lines(self) -> None:
+        """What the stop-line loops show now bounds each cell they end: nobody standing on
+        them and none crossing within the gap -> no queue, at most the vehicles driving
+        through (counted in during its travel time, or its guessed inflow's); a vehicle
+        standing on one of them -> at least one per such loop."""
+        if self._end_link.size == 0:
+            return
+        n = self.base.shape[0]
+        standing = self._standing[self._end_loop] > 0
+        busy = standing | (self._idle[self._end_loop] < self._gap_steps)
+        queued = np.bincount(self._end_link, weights=busy.astype(np.float64), minlength=n) > 0
+        driving = np.where(self._guessed, self._rate * self._cell_travel,
+                           self._counted_in(self._cell_travel))
+        now = self.base + self.delta
+        now = np.where(self._ends_seen & ~queued, np.minimum(now, driving), now)
+        now = np.maximum(now, np.bincount(self._end_link, weights=standing.astype(np.float64), minlength=n))
+        self.delta = now - self.base
 
     def _counted_in(self, lag: np.ndarray) -> np.ndarray:
         """Vehicles counted into each link during its last ``lag`` steps."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from signalopt.estimate import estimator_model
-from signalopt.network import CompiledNetwork
-from sim.controllers import within_reach
+from signalopt.network import CompiledNetwork, LinkSpec, compile_network
+from sim.controllers import _seen_by_stop_lines, within_reach
 from sim.loop_queues import LoopQueues
+from tests.conftest import build_t_junction
 
 
 class _Loops:
@@ -37,7 +38,7 @@ def test_counts_in_and_out_of_each_cell_since_the_scan(t_junction_net: CompiledN
     q.reset(base, np.ones(3))
     q.step(_Api({"WJ_0_in": 3, "WJ_1_in": 2, "WJ_0_stop": 1}))
     assert q.link_vehicles()[net.link_index["WJ"]] == 8.0
-    q.step(_Api({"WJ_0_stop": 20}))
+    q.step(_Api({"WJ_0_stop": 20}, {"WJ_0_stop": 0, "WJ_1_stop": 0}))
     assert q.link_vehicles()[net.link_index["WJ"]] == 0.0  # never below zero
 
 
@@ -84,3 +85,72 @@ def test_share_of_each_link_a_camera_would_see() -> None:
     then nothing."""
     np.testing.assert_allclose(within_reach(np.array([24.0, 144.0, 50.0]), 100.0),
                                [1.0, 76.0 / 144.0, 0.0])
+
+
+def _stop_lines_only() -> CompiledNetwork:
+    """The T junction with its stop-line loops alone (a SCATS-style site)."""
+    spec = build_t_junction()
+    return compile_network(spec.model_copy(update={"detectors": tuple(
+        d for d in spec.detectors if d.kind == "stopline")}))
+
+
+def test_an_uncounted_inflow_comes_at_the_rate_the_stop_line_counted() -> None:
+    """Stop-line loops only: nobody counts vehicles into SJ. Over the first scan (10 s) its
+    stop line passed 5, so over the next one vehicles arrive at 0.5 per second: from the
+    scan's 3, with nobody crossing, 3.5 then 4.0 (a vehicle stands on the loop throughout,
+    so no bound applies)."""
+    net = _stop_lines_only()
+    sj = net.link_index["SJ"]
+    q = LoopQueues(net, estimator_model(net))
+    base = np.zeros(net.n_links)
+    base[sj] = 10.0
+    q.reset(base, np.ones(3))
+    for k in range(10):
+        q.step(_Api({"SJ_0_stop": k % 2}))
+    assert q.link_vehicles()[sj] == 5.0  # 10 - 5, nothing guessed before a scan has counted
+    base[sj] = 3.0
+    q.reset(base, np.ones(3))
+    q.step(_Api({}))
+    assert q.link_vehicles()[sj] == 3.5
+    q.step(_Api({}))
+    assert q.link_vehicles()[sj] == 4.0
+
+
+def test_an_empty_stop_line_bounds_the_cell_to_what_drives_through(t_junction_net: CompiledNetwork) -> None:
+    """WJ's cell runs from its entry loops to its stop-line loops at 10 m/s. The scan said 6,
+    but nobody stands on the stop lines and none crossed within the gap (3 s): no queue, so
+    at most the vehicle counted in within the cell's travel time (1). A vehicle standing on
+    each stop-line loop then means at least 2, whatever was counted."""
+    net = t_junction_net
+    wj = net.link_index["WJ"]
+    q = LoopQueues(net, estimator_model(net))
+    base = np.zeros(net.n_links)
+    base[wj] = 6.0
+    q.reset(base, np.ones(3))
+    empty = {"WJ_0_stop": 0, "WJ_1_stop": 0}
+    q.step(_Api({"WJ_0_in": 1}, empty))
+    assert q.link_vehicles()[wj] == 1.0
+    q.step(_Api({"WJ_0_stop": 1}, empty))  # a crossing: the stop line is busy for 3 s
+    assert q.link_vehicles()[wj] == 0.0
+    q.step(_Api({}, {"WJ_0_stop": 1, "WJ_1_stop": 1}))
+    assert q.link_vehicles()[wj] == 2.0
+
+
+def test_an_approach_shorter_than_a_car_cannot_show_a_queue() -> None:
+    """No car stops on a stop-line loop on a 3 m stub, so that junction is left to actuation,
+    and the stub's loops bound nothing."""
+    spec = build_t_junction()
+    assert _seen_by_stop_lines(compile_network(spec)).tolist() == [True]
+    stub = tuple(LinkSpec(**{**k.model_dump(), "length": 3.0}) if k.id == "SJ" else k
+                 for k in spec.links)
+    dets = tuple(d.model_copy(update={"pos": 1.0}) if d.link == "SJ" and d.kind == "stopline" else d
+                 for d in spec.detectors if d.link != "SJ" or d.kind == "stopline")
+    net = compile_network(spec.model_copy(update={"links": stub, "detectors": dets}))
+    assert _seen_by_stop_lines(net).tolist() == [False]
+    sj = net.link_index["SJ"]
+    q = LoopQueues(net, estimator_model(net))
+    base = np.zeros(net.n_links)
+    base[sj] = 4.0
+    q.reset(base, np.ones(3))
+    q.step(_Api({}, {"SJ_0_stop": 0}))
+    assert q.link_vehicles()[sj] == 4.0

@@ -97,3 +97,16 @@ def test_a_green_without_stop_line_loops_is_left_to_the_pressure() -> None:
     assert rule._target[0] == 0
     rule._decide(ctx, 0, 10.0, SJ_WAITS, blind)
     assert rule._target[0] == 2
+
+
+def test_an_intersection_left_out_of_the_rule_is_never_switched_by_it() -> None:
+    """With ``active`` False at J (a stub approach under stop-line loops only), the rule
+    neither sets J's lights nor ever decides there: the plan applier runs J instead."""
+    spec = build_t_junction()
+    ctx = SimContext(api=_Api(), spec=spec, net=compile_network(spec), begin=0.0, interval_s=30.0)
+    rule = MaxPressure(step_s=2.0, min_green=5.0, gap_s=3.0)
+    rule.active = np.array([False])
+    rule.setup(ctx)
+    for t in range(0, 200, 2):
+        rule.on_step(ctx, float(t))
+    assert ctx.api.trafficlight.states == []

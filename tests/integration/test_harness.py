@@ -119,19 +119,28 @@ def test_signalopt_closed_loop(small_grid: ScenarioSpec) -> None:
 
 
 def test_signalopt_runs_with_stop_line_loops_only(small_grid: ScenarioSpec) -> None:
-    """A site with stop-line loops only (no entry loops, no cameras): the engine still scans
-    every 120 s with valid plans and finite estimates; its local control falls back from the
-    camera-based pressure rule to gap actuation, and says so. Max-pressure, which needs the
-    cameras, refuses with a clear error."""
+    """A site with stop-line loops only (no entry loops, no cameras, a SCATS-style layout):
+    the engine still scans every 120 s with valid plans and finite estimates; every approach
+    is long enough for a car to stand on its loops, so the pressure rule counts queues at
+    them at all junctions (no plan is left to the applier), guessing the inflows nobody
+    counts from the stop lines' own counts, says so, and beats the static programs.
+    Max-pressure, which needs the cameras, refuses with a clear error."""
+    from sim.controllers import Signalopt
     from sim.detectors import DetectorLayout
 
     layout = DetectorLayout(entry=False, zone=False)
-    with pytest.warns(UserWarning, match="falls back from 'pressure' to 'actuated'"):
-        result = run_simulation(small_grid, "signalopt", layout=layout)
+    ctrl = Signalopt()
+    with pytest.warns(UserWarning, match="counts queues at the stop-line loops; 0 of"):
+        result = run_simulation(small_grid, ctrl, layout=layout)
     scans = result.extra["scans"]
     assert list(scans["t"]) == [120.0, 240.0]
     assert (scans["rejected"] == 0).all()
     assert scans["network_vehicles"].notna().all() and (scans["network_vehicles"] >= 0).all()
+    assert ctrl.local_control == "pressure" and ctrl._applier is not None
+    assert ctrl._applier.applied == 0
+    assert ctrl._loopq is not None and ctrl._loopq._rate.max() > 0
+    fixed = run_simulation(small_grid, "fixed", layout=layout).metrics["mean_delay_s"]
+    assert result.metrics["mean_delay_s"] < fixed
     with pytest.raises(ValueError, match="camera zones"):
         run_simulation(small_grid, "maxpressure", layout=layout)
 
