@@ -355,34 +355,33 @@ class Signalopt(FixedTime):
         kinds = {d.kind for d in ctx.spec.detectors}
         # intersections the pressure rule runs (None: all of them where local is "pressure")
         self._pressure_at: np.ndarray | None = None
-        if local == "pressure" and "zone" not in kinds and "entry" in kinds:
+        if local == "pressure" and "zone" not in kinds and kinds & {"entry", "stopline"}:
             # the pressure rule reads queues from cameras; without any, it counts vehicles in
-            # and out of every cell at the loops, from the engine's last estimate on, and a
-            # green runs until its stop-line loops gap out (``loop_gap_s``), then goes to the
-            # phase with most counted waiting among those with a vehicle on their stop line:
-            # counts alone switched on phantom queues (pilot128 peak 88.0 -> 79.3 s/veh,
-            # RESCO grid4x4 98.3 -> 39.7, seeds 45-46)
-            self._loopq = LoopQueues(ctx.net, self._state.model)
-            warnings.warn("no camera zones in this detector layout: signalopt's pressure rule "
-                          "counts queues at the loops instead, and ends a green when its "
-                          "stop-line loops gap out", stacklevel=2)
-        elif local == "pressure" and "zone" not in kinds and "stopline" in kinds:
-            # stop-line loops alone: the same counting, the inflows nobody counts guessed from
-            # each stop line's own count; where an approach is a stub no car stops on, its
-            # loops cannot show a queue, so that intersection keeps SUMO's gap actuation
-            self._pressure_at = _seen_by_stop_lines(ctx.net)
-            n_act = int((~self._pressure_at).sum())
-            warnings.warn("no camera zones and no entry loops in this detector layout: "
-                          "signalopt's pressure rule counts queues at the stop-line loops; "
-                          f"{n_act} of {ctx.net.n_intersections} intersections (an approach "
-                          f"shorter than {MIN_LOOP_LINK_M:g} m) fall back to 'actuated'",
+            # and out of every cell at the loops, from the engine's last estimate on (inflows
+            # nobody counts guessed from each stop line's own count), and a green runs until
+            # its stop-line loops gap out (``loop_gap_s``), then goes to the phase with most
+            # counted waiting among those with a vehicle on their stop line: counts alone
+            # switched on phantom queues (pilot128 peak 88.0 -> 79.3 s/veh, RESCO grid4x4
+            # 98.3 -> 39.7, seeds 45-46). Where an approach is a stub no car stops on, its
+            # stop-line loops show neither gap nor queue: that junction keeps gap actuation.
+            how = ("counts queues at the loops instead, and ends a green when its stop-line "
+                   "loops gap out" if "entry" in kinds else
+                   "counts queues at the stop-line loops, the inflows nobody counts guessed "
+                   "from their own counts")
+            if "stopline" in kinds:
+                self._pressure_at = _seen_by_stop_lines(ctx.net)
+                n_act = int((~self._pressure_at).sum())
+                how += (f"; {n_act} of {ctx.net.n_intersections} intersections (an approach "
+                        f"shorter than a car, {MIN_LOOP_LINK_M:g} m) keep gap actuation")
+            where = "no camera zones" + ("" if "entry" in kinds else " and no entry loops")
+            warnings.warn(f"{where} in this detector layout: signalopt's pressure rule {how}",
                           stacklevel=2)
-            if self._pressure_at.any():
+            if self._pressure_at is None or self._pressure_at.any():
                 self._loopq = LoopQueues(ctx.net, self._state.model)
             else:
                 local, self._pressure_at = "actuated", None
         elif local == "pressure" and "zone" not in kinds:
-            warnings.warn("no camera zones and no stop-line loops in this detector layout: "
+            warnings.warn("no camera zones and no loops in this detector layout: "
                           "signalopt's local control falls back from 'pressure' to 'actuated'",
                           stacklevel=2)
             local = "actuated"
