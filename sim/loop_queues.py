@@ -29,11 +29,11 @@ from signalopt.estimator_model import (
     OUT_STOPLINE,
     EstimatorModel,
 )
+from signalopt.network import CompiledNetwork
 
 # a stop-line loop on an approach shorter than a car: no vehicle stops on it (SUMO queues
 # them before such a stub), so it cannot tell whether a queue stands
 MIN_LOOP_LINK_M = 5.0
-from signalopt.network import CompiledNetwork
 
 
 class LoopQueues:
