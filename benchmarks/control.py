@@ -93,10 +93,13 @@ def main() -> None:
     ap.add_argument("--detector-file", type=Path, default=None,
                     help="SUMO additional file with the site's own E1/E2 detectors, used instead"
                          " of the virtual ones (--detectors still filters the kinds)")
+    ap.add_argument("--failed", type=float, default=0.0,
+                    help="share of the detectors that break partway through each run (stuck or"
+                         " silent, seeded by the run's seed; default 0)")
     args = ap.parse_args()
     if args.detectors not in DETECTOR_LAYOUTS:
         ap.error(f"unknown detector layout {args.detectors!r}; choose from {', '.join(DETECTOR_LAYOUTS)}")
-    layout = named_layout(args.detectors, site_file=args.detector_file)
+    layout = named_layout(args.detectors, site_file=args.detector_file, failed=args.failed)
     if args.interval is not None:
         layout = layout.model_copy(update={"interval_s": args.interval})
     if args.tables:

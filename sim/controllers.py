@@ -463,6 +463,7 @@ def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
     row = {"t": result.t, "version": result.version, "rejected": len(result.rejected),
            "cycle_mean": float(p.cycle.mean()) if p.cycle.size else 0.0,
            "network_vehicles": float(result.estimate.network_vehicles),
+           "flagged": int(np.count_nonzero(result.estimate.detector_flags)),
            "vehicle_length_m": float(result.estimate.vehicle_length_m),
            **{f"{k}_ms": v for k, v in result.timings_ms.items()}}
     if prev is not None and p.cycle.size:

@@ -34,6 +34,11 @@ class DetectorLayout(BaseModel):
         default=None, description="SUMO additional file with the site's own E1 loops / E2 zones"
                                   " (``signalopt.io.sumo_detectors``): used instead of placing"
                                   " virtual ones; the kind switches above still apply")
+    failed: float = Field(default=0.0, ge=0, le=1,
+                          description="share of the detectors that break partway through a run,"
+                                      " stuck or silent (``sim.faults``)")
+    fail_seed: int = Field(default=0, description="which detectors break, when and how (with"
+                                                  " the run's own seed)")
 
 
 # named detector layouts: which kinds a site has ("all" is the harness default)
@@ -204,6 +209,7 @@ class DetectorReader:
         ids = self._loops + self._zones
         count = [e1.getLastIntervalVehicleNumber(i) for i in self._loops]
         count += [e2.getLastIntervalVehicleNumber(i) for i in self._zones]
+        count_arr = np.asarray(count, dtype=np.float64)  # NaN: a broken detector sent nothing
         occ = [_loop_occupancy(e1.getLastIntervalOccupancy(i)) + self._standing(i, interval_start)
                for i in self._loops]
         occ += [e2.getLastIntervalOccupancy(i) for i in self._zones]
@@ -214,7 +220,7 @@ class DetectorReader:
         return {
             "detector_id": ids,
             "interval_start": np.full(len(ids), interval_start, dtype=np.float64),
-            "count": np.asarray(count, dtype=np.int64),
+            "count": count_arr if np.isnan(count_arr).any() else count_arr.astype(np.int64),
             "occupancy": np.asarray(occ, dtype=np.float64),
             "speed": speed_arr,
         }

@@ -19,6 +19,7 @@ from signalopt.network import compile_network
 from sim.backend import open_backend
 from sim.controllers import Controller, SimContext, make_controller
 from sim.detectors import DetectorLayout, DetectorReader, instrumented_network, write_detector_file
+from sim.faults import FaultyApi, pick_faults
 from sim.ground_truth import GroundTruthRecorder
 from sim.metrics import DEFINITIONS, summarize, trip_table
 
@@ -112,6 +113,10 @@ def _additionals(scenario: ScenarioSpec, layout: DetectorLayout) -> list[Path]:
 def _loop(sim, ctrl, spec, net, scenario, layout, progress):
     """Step SUMO second by second; read detectors per interval and truth per scan."""
     api = sim.api
+    if layout.failed > 0:  # some detectors break partway through: every reader sees it
+        faults = pick_faults([d.id for d in spec.detectors], layout.failed, begin=scenario.begin,
+                             duration=scenario.duration, seed=scenario.seed * 1000 + layout.fail_seed)
+        api = FaultyApi(api, faults)
     ctx = SimContext(api=api, spec=spec, net=net, begin=scenario.begin, interval_s=layout.interval_s)
     ctrl.setup(ctx)
     step = 1.0

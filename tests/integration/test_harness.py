@@ -261,3 +261,21 @@ def test_a_site_with_its_own_detectors_runs_closed_loop(small_grid: ScenarioSpec
     # and the signals keep traffic moving about as well as with the full virtual layout
     full = run_simulation(small_grid, "signalopt").metrics
     assert run.metrics["arrived"] >= 0.8 * full["arrived"] > 0
+
+
+def test_broken_loops_in_closed_loop(small_grid: ScenarioSpec) -> None:
+    """Loops only, 30 % of them breaking during the run (stuck or silent): the silent ones
+    send no data, the engine's QA flags loops from the counts alone, and every scan still
+    gives valid plans. The same seed breaks the same loops at the same times."""
+    from sim.controllers import Signalopt
+    from sim.detectors import DetectorLayout
+
+    layout = DetectorLayout(zone=False, failed=0.3)
+    ctrl = Signalopt()
+    with pytest.warns(UserWarning, match="counts queues at the loops"):
+        result = run_simulation(small_grid, ctrl, layout=layout)
+        again = run_simulation(small_grid, "signalopt", layout=layout)
+    assert result.counts["count"].isna().any()
+    assert (result.extra["scans"]["rejected"] == 0).all()
+    assert result.extra["scans"]["flagged"].max() > 0
+    assert again.metrics["mean_delay_s"] == result.metrics["mean_delay_s"]

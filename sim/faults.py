@@ -1,0 +1,82 @@
+"""Broken detectors in closed loop: a seeded share of them stops working partway through a run.
+
+The same faults as the offline estimation benchmark (``benchmarks/estimation.py``): each failed
+detector breaks at a random time in the first half of the run and is either *stuck* (it
+repeats what it showed then, forever) or *silent* (no data). The faults sit between SUMO and
+everything that reads detectors (the interval reader the engine's counts come from, and the
+second-by-second view of the local controller), so both see the same broken detector.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+STUCK, SILENT = "stuck", "silent"
+# what a silent detector returns, per TraCI getter (NaN: the interval's row carries no data)
+_SILENT = {"getLastIntervalVehicleNumber": np.nan, "getLastIntervalOccupancy": np.nan,
+           "getLastIntervalMeanSpeed": np.nan, "getVehicleData": (),
+           "getLastStepVehicleNumber": 0, "getLastStepOccupancy": 0.0,
+           "getLastStepMeanSpeed": -1.0, "getLastStepHaltingNumber": 0,
+           "getJamLengthVehicle": 0, "getJamLengthMeters": 0.0}
+
+
+class Fault(NamedTuple):
+    """One broken detector: from ``onset`` (simulation time, s) on, ``mode`` stuck or silent."""
+
+    onset: float
+    mode: str
+
+
+def pick_faults(detector_ids: list[str], fraction: float, *, begin: float, duration: float,
+                seed: int) -> dict[str, Fault]:
+    """A seeded ``fraction`` of the detectors, each failing at a random time in the first half
+    of the run, stuck or silent with equal odds."""
+    rng = np.random.default_rng(seed)
+    n = int(round(fraction * len(detector_ids)))
+    chosen = rng.choice(len(detector_ids), size=n, replace=False) if n else []
+    return {detector_ids[int(i)]: Fault(onset=begin + float(rng.uniform(0.0, duration / 2)),
+                                        mode=STUCK if rng.random() < 0.5 else SILENT)
+            for i in chosen}
+
+
+class _Detectors:
+    """A TraCI detector domain (``inductionloop`` or ``lanearea``) with some detectors broken."""
+
+    def __init__(self, domain: Any, faults: dict[str, Fault], clock: Any) -> None:
+        self._domain, self._faults, self._clock = domain, faults, clock
+        self._frozen: dict[tuple[str, str], Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        real = getattr(self._domain, name)
+        if not name.startswith("get") or name == "getIDList":
+            return real
+
+        def read(det_id: str, *args: Any) -> Any:
+            fault = self._faults.get(det_id)
+            if fault is None or self._clock.getTime() < fault.onset:
+                return real(det_id, *args)
+            if fault.mode == SILENT:
+                return _SILENT.get(name, 0)
+            key = (name, det_id)
+            if key not in self._frozen:  # stuck: what it showed when it broke, forever
+                value = real(det_id, *args)
+                if name == "getVehicleData":  # a vehicle on it then never leaves it
+                    value = tuple((v[0], v[1], v[2], -1.0, v[4]) for v in value if v[3] < 0)
+                self._frozen[key] = value
+            return self._frozen[key]
+
+        return read
+
+
+class FaultyApi:
+    """A SUMO API (libsumo / traci module) whose detectors in ``faults`` are broken."""
+
+    def __init__(self, api: Any, faults: dict[str, Fault]) -> None:
+        self._api = api
+        self.inductionloop = _Detectors(api.inductionloop, faults, api.simulation)
+        self.lanearea = _Detectors(api.lanearea, faults, api.simulation)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._api, name)
