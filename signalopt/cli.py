@@ -21,6 +21,9 @@ err_console = Console(stderr=True)
 # the site's detector kinds (``sim.detectors.DETECTOR_LAYOUTS``), for simulate/compare/replay
 DetectorsOption = Annotated[str, typer.Option(
     help="detector kinds the site has: all | loops | stopline+camera | stopline | camera | entry")]
+FailedOption = Annotated[float, typer.Option(
+    min=0.0, max=1.0, help="share of the detectors that break partway through each run, stuck or"
+                           " silent (seeded by the run's seed; sim/faults.py)")]
 
 # a recorded counts file and the network it comes from (optimize, qa)
 NetworkOption = Annotated[Path, typer.Option(help="SUMO .net.xml the counts come from")]
@@ -82,6 +85,7 @@ def simulate(
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
     detectors: DetectorsOption = "all",
     detector_file: DetectorFileOption = None,
+    failed: FailedOption = 0.0,
 ) -> None:
     """Simulate one scenario under one controller; write metrics.json and trips.parquet."""
     from scenarios.registry import resolve_scenario  # noqa: PLC0415
@@ -90,7 +94,7 @@ def simulate(
     from sim.runner import run_simulation  # noqa: PLC0415
 
     try:
-        layout = named_layout(detectors, site_file=detector_file)
+        layout = named_layout(detectors, site_file=detector_file, failed=failed)
         ctrl = make_controller(controller)
         spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
         with _progress() as bar:
@@ -108,7 +112,8 @@ def simulate(
 
 def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, demand: str | None,
                  duration: float | None, out: Path, workers: int, traci: bool,
-                 detectors: str = "all", detector_file: Path | None = None) -> None:
+                 detectors: str = "all", detector_file: Path | None = None,
+                 failed: float = 0.0) -> None:
     from sim.compare import markdown_table, plan_tasks, run_compare  # noqa: PLC0415
     from sim.controllers import CONTROLLERS  # noqa: PLC0415
     from sim.detectors import named_layout  # noqa: PLC0415
@@ -119,7 +124,7 @@ def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, dem
     try:
         tasks = plan_tasks(scenario, controllers, seeds, demand=demand, duration=duration,
                            backend="traci" if traci else "libsumo", out_dir=out / "runs",
-                           layout=named_layout(detectors, site_file=detector_file))
+                           layout=named_layout(detectors, site_file=detector_file, failed=failed))
     except (SignaloptError, ValueError) as exc:
         raise _fail(exc) from exc
     with _progress() as bar:
@@ -157,11 +162,12 @@ def compare(
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
     detectors: DetectorsOption = "all",
     detector_file: DetectorFileOption = None,
+    failed: FailedOption = 0.0,
 ) -> None:
     """Run controllers x seeds in a process pool; print and write the comparison table and plot."""
     _run_compare(scenario, _split(controllers), _split(seeds, int), demand=demand, duration=duration,
                  out=out, workers=workers, traci=traci, detectors=detectors,
-                 detector_file=detector_file)
+                 detector_file=detector_file, failed=failed)
 
 
 @app.command()

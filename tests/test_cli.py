@@ -75,6 +75,12 @@ def test_unknown_detector_layout() -> None:
     assert "unknown detector layout 'radar'" in res.output
 
 
+def test_a_share_of_broken_detectors_outside_0_to_1_is_refused() -> None:
+    res = runner.invoke(app, ["simulate", "pilot128", "--failed", "1.5"])
+    assert res.exit_code == 2
+    assert "--failed" in res.output and "less than or equal to 1" in res.output
+
+
 def test_qa_names_a_missing_file(tmp_path: Path) -> None:
     res = runner.invoke(app, ["qa", "--network", str(tmp_path / "none.net.xml"),
                               "--counts", str(tmp_path / "c.csv")])
