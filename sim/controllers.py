@@ -149,6 +149,9 @@ class MaxPressure(FixedTime):
         self.lane_rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # the intersections it runs (None: all); the others are left to their programs
         self.active: np.ndarray | None = None
+        # per camera zone, what to read instead of it (NaN: the zone itself): a zone the
+        # engine's QA flagged stands in with the last scan's estimate of its lane
+        self.zone_stand_in: np.ndarray | None = None
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
@@ -216,6 +219,8 @@ class MaxPressure(FixedTime):
             return self._link_pressures(net, self.link_source(), lanes)
         e2 = ctx.api.lanearea
         zone_veh = np.array([e2.getLastStepVehicleNumber(d.id) for d in self._zones], dtype=np.float64)
+        if self.zone_stand_in is not None:
+            zone_veh = np.where(np.isnan(self.zone_stand_in), zone_veh, self.zone_stand_in)
         link_veh = np.bincount(self._zone_link, weights=zone_veh, minlength=net.n_links)
         link_zone_lanes = np.bincount(self._zone_link, minlength=net.n_links).astype(np.float64)
         # lane vehicles split evenly over the movements the lane serves
@@ -446,6 +451,8 @@ class Signalopt(FixedTime):
         if self._local is not None:  # local actuation inside the new plan's bounds
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur
+            if self._local._zones:  # a camera QA flagged reads the scan's estimate instead
+                self._local.zone_stand_in = zone_stand_in(ctx.net, self._local._zones, result.estimate)
         if self._applier is not None:  # the plans themselves, where the pressure rule is not run
             which = None if self._pressure_at is None else ~self._pressure_at
             self._applier.submit(result.plan, which)
@@ -475,6 +482,23 @@ def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
             "offset_change_mean": float(np.minimum(d_off, p.cycle - d_off).mean()),
         })
     return row
+
+
+def zone_stand_in(net: CompiledNetwork, zones: list[Any], estimate: Any) -> np.ndarray:
+    """Per camera zone: NaN where the engine's QA found it healthy in the last scan, else
+    what it would see by the scan's estimate (its approach lane's queue, or its link's
+    vehicles per lane), so that a broken camera neither freezes nor empties its approach."""
+    lane_of = {(int(a), int(b)): k for k, (a, b) in
+               enumerate(zip(estimate.lane_link, estimate.lane_lane, strict=True))}
+    out = np.full(len(zones), np.nan)
+    for z, d in enumerate(zones):
+        if estimate.detector_flags[net.det_index[d.id]] == 0:
+            continue
+        link = net.link_index[d.link]
+        k = lane_of.get((link, d.lane))
+        out[z] = (estimate.lane_queue[k] if k is not None
+                  else estimate.link_vehicles[link] / max(float(net.link_lanes[link]), 1.0))
+    return out
 
 
 def _seen_by_stop_lines(net: CompiledNetwork) -> np.ndarray:

@@ -110,3 +110,25 @@ def test_an_intersection_left_out_of_the_rule_is_never_switched_by_it() -> None:
     for t in range(0, 200, 2):
         rule.on_step(ctx, float(t))
     assert ctx.api.trafficlight.states == []
+
+
+def test_a_camera_qa_flagged_reads_the_scan_s_estimate_instead() -> None:
+    """WJ's lane-0 zone and SJ's zone were flagged in the last scan: they stand in with the
+    estimate's queue on their lanes (3 and 5 vehicles); the healthy zone reads itself (NaN)."""
+    from types import SimpleNamespace
+
+    from sim.controllers import zone_stand_in
+
+    spec = build_t_junction()
+    net = compile_network(spec)
+    zones = [d for d in spec.detectors if d.kind == "zone"]
+    flags = np.zeros(net.n_detectors, dtype=np.int64)
+    flags[[net.det_index["WJ_0_zone"], net.det_index["SJ_0_zone"]]] = 1
+    wj, sj = net.link_index["WJ"], net.link_index["SJ"]
+    estimate = SimpleNamespace(detector_flags=flags, lane_link=np.array([wj, wj, sj]),
+                               lane_lane=np.array([0, 1, 0]), lane_queue=np.array([3.0, 4.0, 5.0]),
+                               link_vehicles=np.zeros(net.n_links))
+    got = zone_stand_in(net, zones, estimate)
+    by_id = dict(zip([z.id for z in zones], got.tolist(), strict=True))
+    assert by_id["WJ_0_zone"] == 3.0 and by_id["SJ_0_zone"] == 5.0
+    assert np.isnan(by_id["WJ_1_zone"])
