@@ -75,7 +75,7 @@ def tables_from(dirs: list[Path]) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tables", type=Path, nargs="+", help="only re-tabulate these result folders")
     ap.add_argument("--paired", nargs=2, metavar=("BEFORE", "AFTER"),
@@ -96,6 +96,11 @@ def main() -> None:
     ap.add_argument("--failed", type=float, default=0.0,
                     help="share of the detectors that break partway through each run (stuck or"
                          " silent, seeded by the run's seed; default 0)")
+    return ap
+
+
+def main() -> None:
+    ap = _parser()
     args = ap.parse_args()
     if args.detectors not in DETECTOR_LAYOUTS:
         ap.error(f"unknown detector layout {args.detectors!r}; choose from {', '.join(DETECTOR_LAYOUTS)}")

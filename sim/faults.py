@@ -34,7 +34,7 @@ def pick_faults(detector_ids: list[str], fraction: float, *, begin: float, durat
     """A seeded ``fraction`` of the detectors, each failing at a random time in the first half
     of the run, stuck or silent with equal odds."""
     rng = np.random.default_rng(seed)
-    n = int(round(fraction * len(detector_ids)))
+    n = round(fraction * len(detector_ids))
     chosen = rng.choice(len(detector_ids), size=n, replace=False) if n else []
     return {detector_ids[int(i)]: Fault(onset=begin + float(rng.uniform(0.0, duration / 2)),
                                         mode=STUCK if rng.random() < 0.5 else SILENT)
