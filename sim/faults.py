@@ -49,6 +49,8 @@ class _Detectors:
         self._frozen: dict[tuple[str, str], Any] = {}
 
     def __getattr__(self, name: str) -> Any:
+        """Only reached on a getter's first use: the wrapper is then kept as an attribute,
+        since the local controller reads every loop every simulated second."""
         real = getattr(self._domain, name)
         if not name.startswith("get") or name == "getIDList":
             return real
@@ -67,6 +69,7 @@ class _Detectors:
                 self._frozen[key] = value
             return self._frozen[key]
 
+        setattr(self, name, read)
         return read
 
 
