@@ -425,10 +425,13 @@ class Signalopt(FixedTime):
         for arr, name in zip(cols, ("count", "occupancy", "speed"), strict=True):
             arr[self._order] = counts[name]
         self._buffer.append((float(counts["interval_start"][0]), *cols))
+        # the scan runs once the interval ending at its boundary is in, as ``live.py`` does:
+        # scanning just before it arrived closed the estimate on the previous boundary's
+        # lone interval, so every plan and stand-in was built on data a whole scan old
+        if t >= self._next_scan - 1e-9:
+            self._scan(ctx, t)
 
     def on_step(self, ctx: SimContext, t: float) -> None:
-        if t >= self._next_scan - 1e-9 and self._buffer:
-            self._scan(ctx, t)
         if self._loopq is not None:
             self._loopq.step(ctx.api)
         if self._local is not None:
@@ -467,7 +470,8 @@ class Signalopt(FixedTime):
 def _scan_stats(result: Any, prev: Any) -> dict[str, float]:
     """How much the plans moved in this scan, and what the scan cost."""
     p = result.plan
-    row = {"t": result.t, "version": result.version, "rejected": len(result.rejected),
+    row = {"t": result.t, "data_until": float(result.estimate.t), "version": result.version,
+           "rejected": len(result.rejected),
            "cycle_mean": float(p.cycle.mean()) if p.cycle.size else 0.0,
            "network_vehicles": float(result.estimate.network_vehicles),
            "flagged": int(np.count_nonzero(result.estimate.detector_flags)),

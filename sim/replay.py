@@ -76,16 +76,13 @@ def load_network(net_file: Path, layout: DetectorLayout | None = None) -> Compil
     return compile_network(instrumented_network(net_file, layout or DetectorLayout()))
 
 
-def scan_windows(counts: pd.DataFrame, *, scan_s: float, interval_s: float, begin: float = 0.0,
-                 lag_s: float = 0.0) -> Iterator[tuple[float, pd.DataFrame]]:
+def scan_windows(counts: pd.DataFrame, *, scan_s: float, interval_s: float,
+                 begin: float = 0.0) -> Iterator[tuple[float, pd.DataFrame]]:
     """Yield (scan time, intervals of that scan): scan k at ``begin + k*scan_s`` takes the
-    intervals ending in ``(t_k-1 - lag_s, t_k - lag_s]``; empty windows are skipped.
-
-    ``lag_s`` = one interval reproduces the SUMO harness, where an interval ending at a scan
-    instant is delivered just after that scan.
-    """
+    intervals ending in ``(t_k-1, t_k]``, as ``live.py`` and the SUMO harness do; empty
+    windows are skipped."""
     end = counts["interval_start"].to_numpy(dtype=float) + interval_s
-    k = np.ceil((end + lag_s - begin) / scan_s - 1e-9).astype(np.int64)
+    k = np.ceil((end - begin) / scan_s - 1e-9).astype(np.int64)
     for kk in np.unique(k):
         yield begin + float(kk) * scan_s, counts[k == kk]
 
@@ -96,13 +93,12 @@ def replay_counts(
     *,
     config: ScanConfig | None = None,
     begin: float = 0.0,
-    lag_s: float = 0.0,
     end: float = np.inf,
     on_scan: Callable[[int, int], None] | None = None,
 ) -> ReplayResult:
     """Run ``run_scan`` window by window over validated counts; collect every scan's output.
 
-    Scans after ``end`` are dropped (a live run stops before scanning its last interval).
+    Scans after ``end`` are dropped.
     """
     if counts.empty:
         msg = "no accepted counts to replay"
@@ -111,7 +107,7 @@ def replay_counts(
     interval_s = detector_interval(counts, default=config.scan_s)
     config = config.at_interval(interval_s)
     windows = [(t, w) for t, w in scan_windows(counts, scan_s=config.scan_s, interval_s=interval_s,
-                                begin=begin, lag_s=lag_s) if t <= end + 1e-9]
+                                begin=begin) if t <= end + 1e-9]
     state = initial_scan_state(net)
     frames: dict[str, list[pd.DataFrame]] = {n: [] for n in FRAMES}
     prev: ScanResult | None = None
@@ -238,7 +234,7 @@ def replay_scenario(
     run = run_simulation(spec, ctrl, backend=backend, layout=layout, progress=progress)
     net = load_network(spec.net, layout)
     rep = replay_counts(net, run.counts, config=ctrl.config,  # type: ignore[attr-defined]
-                        begin=spec.begin, end=spec.end, lag_s=layout.interval_s)
+                        begin=spec.begin, end=spec.end)
     _check_same(rep.scans, run.extra.get("scans"))
     rep.metrics, rep.trips, rep.counts, rep.truth = run.metrics, run.trips, run.counts, run.truth
     return rep

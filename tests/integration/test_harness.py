@@ -107,11 +107,14 @@ def test_actuated_changes_program(small_grid: ScenarioSpec) -> None:
 
 
 def test_signalopt_closed_loop(small_grid: ScenarioSpec) -> None:
-    """The engine in the loop: a scan every 120 s from detector counts only, every plan valid,
-    and less delay than the static 90 s programs on this lightly loaded grid."""
+    """The engine in the loop: a scan every 120 s from the detector counts up to that time
+    only, every plan valid, and less delay than the static 90 s programs on this lightly
+    loaded grid."""
     result = run_simulation(small_grid, "signalopt")
     scans = result.extra["scans"]
     assert list(scans["t"]) == [120.0, 240.0]
+    # each scan estimates from the counts up to its own time, not the previous scan's
+    assert list(scans["data_until"]) == [120.0, 240.0]
     assert (scans["rejected"] == 0).all()
     assert (scans["cycle_mean"] >= 40).all()
     fixed = run_simulation(small_grid, "fixed").metrics["mean_delay_s"]
