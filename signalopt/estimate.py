@@ -387,13 +387,21 @@ def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, down_occ, o
 
 @njit(cache=True)
 def _lane_queues(occ, speed, lane_link, lane_stop, lane_zone, zone_start, zone_end, link_speed,
-                 link_lanes, veh, veh_len, jam, halt_speed):
-    """Queued vehicles per approach lane from its zone (occupancy x halting share) or stop loop."""
+                 link_lanes, veh, veh_len, jam, halt_speed, flags):
+    """Queued vehicles per approach lane from its zone (occupancy x halting share) or stop loop.
+
+    A zone QA flagged counts as absent where the lane's stop-line loop is healthy: its
+    imputed value comes from the other lanes' cameras, and a lane's queue is its own (a
+    through lane held 26 halting vehicles while its turning siblings, and so the imputed
+    zone, showed none)."""
     n = lane_link.shape[0]
     q = np.zeros(n)
     for k in range(n):
         link = lane_link[k]
         d = lane_zone[k]
+        s = lane_stop[k]
+        if d >= 0 and flags[d] != 0 and s >= 0 and flags[s] == 0:
+            d = -1
         if d >= 0:
             nveh = _density(occ[d], veh_len, jam) * (zone_end[d] - zone_start[d])
             v = speed[d]
@@ -540,7 +548,7 @@ def update_interval(
     veh = np.maximum(veh, 0.0)
     queue = _lane_queues(qa.occupancy, qa.speed, m.lane_link, m.lane_stop, m.lane_zone,
                          m.zone_start, m.zone_end, m.link_speed, m.link_lanes, veh,
-                         p.vehicle_length_m, p.jam_spacing_m, p.halt_speed_ms)
+                         p.vehicle_length_m, p.jam_spacing_m, p.halt_speed_ms, qa.flags)
     stop = np.where(m.lane_stop >= 0, qa.count[np.maximum(m.lane_stop, 0)], 0.0)
     return state._replace(
         cell=cell, beta=beta, p00=p00, p01=p01, p11=p11, link_vehicles=veh,

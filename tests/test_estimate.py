@@ -13,6 +13,7 @@ from signalopt.estimate import (
     _calibrated_var,
     _expected_entry,
     _kalman,
+    _lane_queues,
     _link_inputs,
     _loss_base,
     _with_length,
@@ -790,3 +791,20 @@ def test_noise_is_stated_per_30_s_whatever_the_interval(chain_net) -> None:
                                  chain_net, p)
         np.testing.assert_allclose(state.p00[:2], 13.0, rtol=1e-6)
 
+
+
+def test_a_flagged_camera_leaves_its_lane_s_queue_to_the_stop_line_loop() -> None:
+    """One approach lane of a 2-lane, 8-vehicle link: a camera over its last 100 m (20 %
+    occupancy, 5 m vehicles: 0.04 veh/m x 100 m = 4 queued) and a stop-line loop occupied
+    half the interval. Healthy, the camera gives the queue (4). QA-flagged, its imputed value
+    came from other lanes, so the stop-line loop's share of the link's vehicles per lane
+    gives it (8 / 2 x 0.5 = 2). With the loop flagged too, the imputed camera is all there is."""
+    def queue(flags: list[int]) -> float:
+        return float(_lane_queues(
+            np.array([20.0, 50.0]), np.array([np.nan, np.nan]), np.array([0]), np.array([1]),
+            np.array([0]), np.array([0.0, 0.0]), np.array([100.0, 0.0]), np.array([10.0]),
+            np.array([2.0]), np.array([8.0]), 5.0, 7.5, 0.5, np.array(flags, dtype=np.uint8))[0])
+
+    assert queue([0, 0]) == pytest.approx(4.0)
+    assert queue([STUCK, 0]) == pytest.approx(2.0)
+    assert queue([STUCK, STUCK]) == pytest.approx(4.0)
