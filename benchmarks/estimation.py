@@ -62,6 +62,9 @@ QA_COLS = ("qa_false_alarm_%", "qa_precision_%", "qa_recall_%", "qa_delay_scans"
 # Bumped whenever the harness's detector readings change, so stale cached runs are not reused
 # (2: loop occupancy counts vehicles standing on the loop).
 HARNESS_TAG = "h2"
+# and, for runs under signalopt's own control, whenever the harness feeds it differently
+# (2: it scans once the interval ending at the scan is in, not a whole scan late)
+CLOSED_LOOP_TAG = "c2"
 
 
 PILOT = "pilot128"
@@ -80,7 +83,8 @@ def cache_path(demand: str, seed: int, duration: float | None, controller: str =
     every = "" if interval_s == INTERVAL_S else f"-i{interval_s:g}"
     if site_file is not None:
         every += f"-{site_tag(site_file)}"
-    name = f"{Path(scenario).stem}-{demand}-s{seed}-{span}-{controller}-{HARNESS_TAG}{every}"
+    tag = HARNESS_TAG + (CLOSED_LOOP_TAG if controller == "signalopt" else "")
+    name = f"{Path(scenario).stem}-{demand}-s{seed}-{span}-{controller}-{tag}{every}"
     return Path(root) / "estimation" / name
 
 
