@@ -792,7 +792,6 @@ def test_noise_is_stated_per_30_s_whatever_the_interval(chain_net) -> None:
         np.testing.assert_allclose(state.p00[:2], 13.0, rtol=1e-6)
 
 
-
 def test_a_flagged_camera_leaves_its_lane_s_queue_to_the_stop_line_loop() -> None:
     """One approach lane of a 2-lane, 8-vehicle link: a camera over its last 100 m (20 %
     occupancy, 5 m vehicles: 0.04 veh/m x 100 m = 4 queued) and a stop-line loop occupied
