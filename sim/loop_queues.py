@@ -1,7 +1,7 @@
 """Live vehicles per link from loop passages, for the pressure rule where no camera sees queues.
 
 A field controller with loops but no cameras can still count: the engine's last estimate of
-every cell (one scan old) plus the vehicles its loops have passed in and out since, second by
+every cell (made at the last scan) plus the vehicles its loops have passed in and out since, second by
 second (input-output counting on the estimator's own cells: entry loops, or the stop lines
 upstream times the turning shares, in; exit loops out). A free exit has no loop at its end:
 it holds what came in during its travel time. A cell whose inflow nobody counts (stop-line
@@ -10,7 +10,9 @@ last scan. The stop-line loops also tell whether a green is still discharging: t
 since a vehicle last crossed one (a field controller's gap timer); and whether a queue
 stands at all: a cell whose stop-line loops have neither a vehicle standing on them nor one
 crossing within the gap holds no queue, only what is driving through it, and one with a
-vehicle standing on a loop holds at least that one.
+vehicle standing on a loop holds at least that one. A loop the engine's QA flagged
+(``set_flagged``) shows neither: its cell is not bounded, and a phase whose stop-line loops
+are all flagged has no call known (NaN).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class LoopQueues:
         self._ids = [net.det_ids[d] for d in used]
         self._pos = np.full(net.n_detectors, -1, dtype=np.int64)
         self._pos[used] = np.arange(len(used))
+        self._used = np.array(used, dtype=np.int64)
+        self._flagged = np.zeros(len(used), dtype=bool)  # QA's verdict at the last scan
         self.base, self.delta = np.zeros(n), np.zeros(n)
         self._link, self._det, self._w = self._rows(np.zeros(model.row_lane.shape[0]))
         # approach lanes with a loop at each end (entry and stop line): counted lane by lane
@@ -156,8 +160,9 @@ class LoopQueues:
         if self._end_link.size == 0:
             return
         n = self.base.shape[0]
-        standing = self._standing[self._end_loop] > 0
-        busy = standing | (self._idle[self._end_loop] < self._gap_steps)
+        flagged = self._flagged[self._end_loop]
+        standing = (self._standing[self._end_loop] > 0) & ~flagged
+        busy = standing | (self._idle[self._end_loop] < self._gap_steps) | flagged
         queued = np.bincount(self._end_link, weights=busy.astype(np.float64), minlength=n) > 0
         driving = np.where(self._guessed, self._rate * self._cell_travel,
                            self._counted_in(self._cell_travel))
@@ -165,6 +170,12 @@ class LoopQueues:
         now = np.where(self._ends_seen & ~queued, np.minimum(now, driving), now)
         now = np.maximum(now, np.bincount(self._end_link, weights=standing.astype(np.float64), minlength=n))
         self.delta = now - self.base
+
+    def set_flagged(self, detector_flags: np.ndarray) -> None:
+        """Take the engine's QA verdict (per network detector, 0 = healthy): a flagged loop
+        no longer bounds its cell nor calls its phase (a silent one would never call, a stuck
+        one always)."""
+        self._flagged = np.asarray(detector_flags)[self._used] != 0
 
     def _counted_in(self, lag: np.ndarray) -> np.ndarray:
         """Vehicles counted into each link during its last ``lag`` steps."""
@@ -191,7 +202,7 @@ class LoopQueues:
         """A function giving, per phase of ``net``, what the stop-line loops of the lanes its
         green serves show now: the seconds since a vehicle last crossed one (inf if none has),
         and the vehicles standing on them (a call; inf for a phase without such loops, so
-        that it is never passed over for want of one)."""
+        that it is never passed over for want of one; NaN where QA flagged all of them)."""
         m = self._model
         pairs = {(p, int(self._pos[m.lane_stop[m.row_lane[r]]]))
                  for p in range(net.phase_duration.size)
@@ -205,8 +216,10 @@ class LoopQueues:
 
         def view() -> tuple[np.ndarray, np.ndarray]:
             idle = np.full(n, np.inf)
-            np.minimum.at(idle, phase, self._idle[loop] * self.step_s)
-            standing = np.bincount(phase, weights=self._standing[loop], minlength=n)
-            return idle, np.where(looped, standing, np.inf)
+            ok = ~self._flagged[loop]
+            np.minimum.at(idle, phase[ok], self._idle[loop[ok]] * self.step_s)
+            standing = np.bincount(phase[ok], weights=self._standing[loop[ok]], minlength=n)
+            working = np.bincount(phase[ok], minlength=n) > 0
+            return idle, np.where(looped, np.where(working, standing, np.nan), np.inf)
 
         return view

@@ -136,6 +136,30 @@ def test_an_empty_stop_line_bounds_the_cell_to_what_drives_through(t_junction_ne
     assert q.link_vehicles()[wj] == 2.0
 
 
+def test_a_loop_qa_flagged_neither_bounds_its_cell_nor_calls(t_junction_net: CompiledNetwork) -> None:
+    """As above, but QA flagged WJ's stop-line loops at the scan. Their empty stop line no
+    longer bounds WJ (the scan's 6 stand), and phase 0, all of whose loops are flagged, has
+    no call known (NaN). With one of the two flagged, the other alone gives phase 0's call:
+    a vehicle "standing" on the flagged one (stuck) is none."""
+    net = t_junction_net
+    wj = net.link_index["WJ"]
+    q = LoopQueues(net, estimator_model(net))
+    view = q.phase_loops(net)
+    base = np.zeros(net.n_links)
+    base[wj] = 6.0
+    q.reset(base, np.ones(3))
+    flags = np.zeros(net.n_detectors, dtype=np.uint8)
+    flags[[net.det_index["WJ_0_stop"], net.det_index["WJ_1_stop"]]] = 2
+    q.set_flagged(flags)
+    q.step(_Api({}, {"WJ_0_stop": 0, "WJ_1_stop": 0, "SJ_0_stop": 0}))
+    assert q.link_vehicles()[wj] == 6.0
+    assert np.isnan(view()[1][0])
+    flags[net.det_index["WJ_1_stop"]] = 0
+    q.set_flagged(flags)
+    q.step(_Api({}, {"WJ_0_stop": 1, "WJ_1_stop": 1, "SJ_0_stop": 0}))
+    assert view()[1][0] == 1.0
+
+
 def test_an_approach_shorter_than_a_car_cannot_show_a_queue() -> None:
     """No car stops on a stop-line loop on a 3 m stub, so that junction is left to actuation,
     and the stub's loops bound nothing."""

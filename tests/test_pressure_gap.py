@@ -81,6 +81,17 @@ def test_a_gapped_out_green_goes_only_to_a_phase_with_a_call() -> None:
     assert rule._target[0] == 2
 
 
+@pytest.mark.parametrize(("sj_pressure", "switches"), [(0.0, False), (4.0, True)])
+def test_a_phase_whose_loops_qa_flagged_is_called_only_by_a_counted_queue(
+        sj_pressure: float, switches: bool) -> None:
+    """Phase 0 has gapped out; SJ's stop-line loop is flagged (no call known: NaN). Counted
+    nobody waiting there, the green stays; counted 4, the green goes to SJ."""
+    rule, ctx = _controller(gap_s=3.0)
+    unknown = (np.array([9.0, np.inf, np.inf, np.inf]), np.array([0.0, np.inf, np.nan, np.inf]))
+    rule._decide(ctx, 0, 10.0, np.array([0.0, 0.0, sj_pressure]), unknown)
+    assert (rule._target[0] == 2) is switches
+
+
 def test_without_a_gap_timer_the_counted_pressure_alone_decides() -> None:
     """gap_s = 0 (cameras): SJ's larger pressure takes the green at once."""
     rule, ctx = _controller(gap_s=0.0)
