@@ -155,18 +155,18 @@ class MaxPressure(FixedTime):
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
-        self._zones = [d for d in ctx.spec.detectors if d.kind == "zone"]
-        if not self._zones and self.link_source is None:
+        self.zones = [d for d in ctx.spec.detectors if d.kind == "zone"]  # ``zone_stand_in``'s order
+        if not self.zones and self.link_source is None:
             msg = ("max-pressure reads its queues from camera zones, and this detector layout "
                    "has none")
             raise ValueError(msg)
-        self._zone_link = np.array([net.link_index[d.link] for d in self._zones], dtype=np.int64)
+        self._zone_link = np.array([net.link_index[d.link] for d in self.zones], dtype=np.int64)
         # rows of the (link, lane, movement) triples each zone's lane feeds
         rows_of: dict[tuple[int, int], list[int]] = {}
         for k, (a, b) in enumerate(zip(net.lane_mov_link.tolist(), net.lane_mov_lane.tolist(), strict=True)):
             rows_of.setdefault((a, b), []).append(k)
         feeds = [(z, int(net.lane_mov_mov[r]), 1.0 / len(rows))
-                 for z, d in enumerate(self._zones)
+                 for z, d in enumerate(self.zones)
                  for rows in [rows_of.get((net.link_index[d.link], d.lane), [])] for r in rows]
         self._feed_zone = np.array([f[0] for f in feeds], dtype=np.int64)
         self._feed_mov = np.array([f[1] for f in feeds], dtype=np.int64)
@@ -214,11 +214,11 @@ class MaxPressure(FixedTime):
         """Pressure of every movement from the current camera-zone counts (or, without
         cameras, from ``link_source``)."""
         net = ctx.net
-        if self.link_source is not None and not self._zones:
+        if self.link_source is not None and not self.zones:
             lanes = self.lane_source() if self.lane_source is not None else None
             return self._link_pressures(net, self.link_source(), lanes)
         e2 = ctx.api.lanearea
-        zone_veh = np.array([e2.getLastStepVehicleNumber(d.id) for d in self._zones], dtype=np.float64)
+        zone_veh = np.array([e2.getLastStepVehicleNumber(d.id) for d in self.zones], dtype=np.float64)
         if self.zone_stand_in is not None:
             zone_veh = np.where(np.isnan(self.zone_stand_in), zone_veh, self.zone_stand_in)
         link_veh = np.bincount(self._zone_link, weights=zone_veh, minlength=net.n_links)
@@ -464,8 +464,8 @@ class Signalopt(FixedTime):
         if self._local is not None:  # local actuation inside the new plan's bounds
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur
-            if self._local._zones:  # a camera QA flagged reads the scan's estimate instead
-                self._local.zone_stand_in = zone_stand_in(ctx.net, self._local._zones, result.estimate)
+            if self._local.zones:  # a camera QA flagged reads the scan's estimate instead
+                self._local.zone_stand_in = zone_stand_in(ctx.net, self._local.zones, result.estimate)
         if self._applier is not None:  # the plans themselves, where the pressure rule is not run
             which = None if self._pressure_at is None else ~self._pressure_at
             self._applier.submit(result.plan, which)
