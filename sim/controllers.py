@@ -152,6 +152,13 @@ class MaxPressure(FixedTime):
         # per camera zone, what to read instead of it (NaN: the zone itself): a zone the
         # engine's QA flagged stands in with the last scan's estimate of its lane
         self.zone_stand_in: np.ndarray | None = None
+        # signalopt's rule also reads the stop-line loop inside each camera's view: every
+        # vehicle on it is in the camera's view too, so the camera never counts fewer (a
+        # camera stuck at zero or silent would otherwise starve its approach until QA
+        # catches it); ``zone_loop_flagged``: per zone, that loop was QA-flagged at the last
+        # scan and sets no floor. Classic max-pressure reads the cameras alone.
+        self.loop_floor = False
+        self.zone_loop_flagged: np.ndarray | None = None
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
@@ -161,6 +168,9 @@ class MaxPressure(FixedTime):
                    "has none")
             raise ValueError(msg)
         self._zone_link = np.array([net.link_index[d.link] for d in self.zones], dtype=np.int64)
+        stop = {(d.link, d.lane): d.id for d in ctx.spec.detectors
+                if d.kind == "stopline" and self.loop_floor}
+        self.zone_loops = [stop.get((d.link, d.lane)) for d in self.zones]  # None: no loop
         # rows of the (link, lane, movement) triples each zone's lane feeds
         rows_of: dict[tuple[int, int], list[int]] = {}
         for k, (a, b) in enumerate(zip(net.lane_mov_link.tolist(), net.lane_mov_lane.tolist(), strict=True)):
@@ -221,6 +231,8 @@ class MaxPressure(FixedTime):
         zone_veh = np.array([e2.getLastStepVehicleNumber(d.id) for d in self.zones], dtype=np.float64)
         if self.zone_stand_in is not None:
             zone_veh = np.where(np.isnan(self.zone_stand_in), zone_veh, self.zone_stand_in)
+        if self.loop_floor:
+            zone_veh = np.maximum(zone_veh, self._on_zone_loops(ctx))
         link_veh = np.bincount(self._zone_link, weights=zone_veh, minlength=net.n_links)
         link_zone_lanes = np.bincount(self._zone_link, minlength=net.n_links).astype(np.float64)
         # lane vehicles split evenly over the movements the lane serves
@@ -238,6 +250,13 @@ class MaxPressure(FixedTime):
                             minlength=net.n_movements)
         q_out = np.maximum(q_out - self.downstream_free, 0.0) * net.mov_lanes
         return q_in - q_out
+
+    def _on_zone_loops(self, ctx: SimContext) -> np.ndarray:
+        """Vehicles on the healthy stop-line loop inside each camera zone's view now."""
+        e1 = ctx.api.inductionloop
+        on = np.array([0.0 if d is None else float(e1.getLastStepVehicleNumber(d))
+                       for d in self.zone_loops])
+        return on if self.zone_loop_flagged is None else np.where(self.zone_loop_flagged, 0.0, on)
 
     def _link_pressures(self, net: CompiledNetwork, link_veh: np.ndarray,
                         lane_veh: np.ndarray | None = None) -> np.ndarray:
@@ -408,6 +427,7 @@ class Signalopt(FixedTime):
             self._local = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s,
                                       downstream_free=self.downstream_free,
                                       gap_s=opt.loop_gap_s if self._loopq is not None else 0.0)
+            self._local.loop_floor = True
             if self._loopq is not None:
                 m = self._state.model
                 per_lane = np.bincount(m.row_lane, minlength=m.lane_link.shape[0])
@@ -465,7 +485,11 @@ class Signalopt(FixedTime):
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur
             if self._local.zones:  # a camera QA flagged reads the scan's estimate instead
-                self._local.zone_stand_in = zone_stand_in(ctx.net, self._local.zones, result.estimate)
+                local = self._local
+                local.zone_stand_in = zone_stand_in(ctx.net, local.zones, result.estimate)
+                local.zone_loop_flagged = np.array(
+                    [d is not None and result.estimate.detector_flags[ctx.net.det_index[d]] != 0
+                     for d in local.zone_loops], dtype=bool)
         if self._applier is not None:  # the plans themselves, where the pressure rule is not run
             which = None if self._pressure_at is None else ~self._pressure_at
             self._applier.submit(result.plan, which)

@@ -143,3 +143,31 @@ def test_a_camera_qa_flagged_reads_the_scan_s_estimate_instead() -> None:
     by_id = dict(zip([z.id for z in zones], got.tolist(), strict=True))
     assert by_id["WJ_0_zone"] == 3.0 and by_id["SJ_0_zone"] == 5.0
     assert np.isnan(by_id["WJ_1_zone"])
+
+
+class _Reading:
+    def __init__(self, values: dict[str, int]) -> None:
+        self.values = values
+
+    def getLastStepVehicleNumber(self, det: str) -> int:  # noqa: N802  (TraCI's name)
+        return self.values.get(det, 0)
+
+
+@pytest.mark.parametrize(("floor", "flagged", "sj"), [(True, False, 2.0), (True, True, 0.0),
+                                                      (False, False, 0.0)])
+def test_a_camera_never_counts_fewer_than_the_stop_line_loop_in_its_view(
+        floor: bool, flagged: bool, sj: float) -> None:
+    """Every camera reads 0 (stuck at zero, say) while two vehicles stand on SJ's stop-line
+    loop, inside SJ's camera view: signalopt's rule counts SJ's movement at 2 at least. A loop
+    QA flagged sets no floor, and classic max-pressure reads its cameras alone."""
+    spec = build_t_junction()
+    api = _Api()
+    api.lanearea = _Reading({})
+    api.inductionloop = _Reading({"SJ_0_stop": 2})
+    ctx = SimContext(api=api, spec=spec, net=compile_network(spec), begin=0.0, interval_s=30.0)
+    rule = MaxPressure(step_s=2.0, min_green=5.0)
+    rule.loop_floor = floor
+    rule.setup(ctx)
+    if flagged:
+        rule.zone_loop_flagged = np.array([d.link == "SJ" for d in rule.zones])
+    np.testing.assert_allclose(rule._pressures(ctx), [0.0, 0.0, sj])
