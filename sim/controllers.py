@@ -252,9 +252,10 @@ class MaxPressure(FixedTime):
         return q_in - q_out
 
     def _on_zone_loops(self, ctx: SimContext) -> np.ndarray:
-        """Vehicles on the healthy stop-line loop inside each camera zone's view now."""
+        """Vehicles standing on the healthy stop-line loop inside each camera zone's view now
+        (one crossing it may already be past the camera's end, in the junction)."""
         e1 = ctx.api.inductionloop
-        on = np.array([0.0 if d is None else float(e1.getLastStepVehicleNumber(d))
+        on = np.array([0.0 if d is None else float(sum(v[3] < 0 for v in e1.getVehicleData(d)))
                        for d in self.zone_loops])
         return on if self.zone_loop_flagged is None else np.where(self.zone_loop_flagged, 0.0, on)
 

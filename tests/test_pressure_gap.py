@@ -146,11 +146,18 @@ def test_a_camera_qa_flagged_reads_the_scan_s_estimate_instead() -> None:
 
 
 class _Reading:
+    """Zones' vehicle counts, and loops' vehicle data: one standing (leave time -1) and one
+    crossing (leave time 1.0, maybe already past the camera's end) per count."""
+
     def __init__(self, values: dict[str, int]) -> None:
         self.values = values
 
     def getLastStepVehicleNumber(self, det: str) -> int:  # noqa: N802  (TraCI's name)
         return self.values.get(det, 0)
+
+    def getVehicleData(self, det: str) -> list[tuple]:  # noqa: N802  (TraCI's name)
+        n = self.values.get(det, 0)
+        return [("w", 5.0, 0.0, -1.0, "car")] * n + [("v", 5.0, 0.0, 1.0, "car")] * n
 
 
 @pytest.mark.parametrize(("floor", "flagged", "sj"), [(True, False, 2.0), (True, True, 0.0),
@@ -158,8 +165,9 @@ class _Reading:
 def test_a_camera_never_counts_fewer_than_the_stop_line_loop_in_its_view(
         floor: bool, flagged: bool, sj: float) -> None:
     """Every camera reads 0 (stuck at zero, say) while two vehicles stand on SJ's stop-line
-    loop, inside SJ's camera view: signalopt's rule counts SJ's movement at 2 at least. A loop
-    QA flagged sets no floor, and classic max-pressure reads its cameras alone."""
+    loop, inside SJ's camera view (two more crossing it do not count: they may be past the
+    camera's end): signalopt's rule counts SJ's movement at 2 at least. A loop QA flagged
+    sets no floor, and classic max-pressure reads its cameras alone."""
     spec = build_t_junction()
     api = _Api()
     api.lanearea = _Reading({})
