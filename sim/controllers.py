@@ -232,7 +232,7 @@ class MaxPressure(FixedTime):
         if self.zone_stand_in is not None:
             zone_veh = np.where(np.isnan(self.zone_stand_in), zone_veh, self.zone_stand_in)
         if self.loop_floor:
-            zone_veh = np.maximum(zone_veh, self._on_zone_loops(ctx))
+            zone_veh = self._floored(ctx, zone_veh)
         link_veh = np.bincount(self._zone_link, weights=zone_veh, minlength=net.n_links)
         link_zone_lanes = np.bincount(self._zone_link, minlength=net.n_links).astype(np.float64)
         # lane vehicles split evenly over the movements the lane serves
@@ -251,13 +251,18 @@ class MaxPressure(FixedTime):
         q_out = np.maximum(q_out - self.downstream_free, 0.0) * net.mov_lanes
         return q_in - q_out
 
-    def _on_zone_loops(self, ctx: SimContext) -> np.ndarray:
-        """Vehicles standing on the healthy stop-line loop inside each camera zone's view now
-        (one crossing it may already be past the camera's end, in the junction)."""
+    def _floored(self, ctx: SimContext, zone_veh: np.ndarray) -> np.ndarray:
+        """``zone_veh``, each at least the vehicles standing on the healthy stop-line loop
+        inside its view (one crossing it may already be past the camera's end). A point loop
+        holds one standing car, so only zones reading none need their loop read."""
         e1 = ctx.api.inductionloop
-        on = np.array([0.0 if d is None else float(sum(v[3] < 0 for v in e1.getVehicleData(d)))
-                       for d in self.zone_loops])
-        return on if self.zone_loop_flagged is None else np.where(self.zone_loop_flagged, 0.0, on)
+        out = zone_veh.copy()
+        for z in np.flatnonzero(zone_veh < 1.0).tolist():
+            d = self.zone_loops[z]
+            if d is None or (self.zone_loop_flagged is not None and self.zone_loop_flagged[z]):
+                continue
+            out[z] = max(out[z], float(sum(v[3] < 0 for v in e1.getVehicleData(d))))
+        return out
 
     def _link_pressures(self, net: CompiledNetwork, link_veh: np.ndarray,
                         lane_veh: np.ndarray | None = None) -> np.ndarray:
