@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from signalopt.detectors import detector_model
 from signalopt.network import CompiledNetwork, NetworkSpec
 from sim.loop_queues import MIN_LOOP_LINK_M, LoopQueues
 
@@ -168,9 +169,10 @@ class MaxPressure(FixedTime):
                    "has none")
             raise ValueError(msg)
         self._zone_link = np.array([net.link_index[d.link] for d in self.zones], dtype=np.int64)
-        stop = {(d.link, d.lane): d.id for d in ctx.spec.detectors
-                if d.kind == "stopline" and self.loop_floor}
-        self.zone_loops = [stop.get((d.link, d.lane)) for d in self.zones]  # None: no loop
+        # per zone, the network index of the stop-line loop in its view (-1: none), as QA
+        # pairs them (``DetectorModel.covers``)
+        covers = detector_model(net).covers if self.loop_floor else np.full(net.n_detectors, -1)
+        self.zone_loops = covers[[net.det_index[d.id] for d in self.zones]].astype(np.int64)
         # rows of the (link, lane, movement) triples each zone's lane feeds
         rows_of: dict[tuple[int, int], list[int]] = {}
         for k, (a, b) in enumerate(zip(net.lane_mov_link.tolist(), net.lane_mov_lane.tolist(), strict=True)):
@@ -258,10 +260,11 @@ class MaxPressure(FixedTime):
         e1 = ctx.api.inductionloop
         out = zone_veh.copy()
         for z in np.flatnonzero(zone_veh < 1.0).tolist():
-            d = self.zone_loops[z]
-            if d is None or (self.zone_loop_flagged is not None and self.zone_loop_flagged[z]):
+            d = int(self.zone_loops[z])
+            if d < 0 or (self.zone_loop_flagged is not None and self.zone_loop_flagged[z]):
                 continue
-            out[z] = max(out[z], float(sum(v[3] < 0 for v in e1.getVehicleData(d))))
+            standing = sum(v[3] < 0 for v in e1.getVehicleData(ctx.net.det_ids[d]))
+            out[z] = max(out[z], float(standing))
         return out
 
     def _link_pressures(self, net: CompiledNetwork, link_veh: np.ndarray,
@@ -493,9 +496,9 @@ class Signalopt(FixedTime):
             if self._local.zones:  # a camera QA flagged reads the scan's estimate instead
                 local = self._local
                 local.zone_stand_in = zone_stand_in(ctx.net, local.zones, result.estimate)
-                local.zone_loop_flagged = np.array(
-                    [d is not None and result.estimate.detector_flags[ctx.net.det_index[d]] != 0
-                     for d in local.zone_loops], dtype=bool)
+                loops = local.zone_loops
+                local.zone_loop_flagged = (loops >= 0) & (
+                    result.estimate.detector_flags[np.maximum(loops, 0)] != 0)
         if self._applier is not None:  # the plans themselves, where the pressure rule is not run
             which = None if self._pressure_at is None else ~self._pressure_at
             self._applier.submit(result.plan, which)
