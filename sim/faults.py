@@ -4,7 +4,9 @@ The same faults as the offline estimation benchmark (``benchmarks/estimation.py`
 detector breaks at a random time in the first half of the run and is either *stuck* (it
 repeats what it showed then, forever) or *silent* (no data). The faults sit between SUMO and
 everything that reads detectors (the interval reader the engine's counts come from, and the
-second-by-second view of the local controller), so both see the same broken detector.
+second-by-second view of the local controller), so both see the same broken detector. A stuck
+detector is read once, in the simulation step its fault begins (``FaultyApi.on_step``), so
+what it shows forever does not depend on when a reader first asks it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,13 @@ _SILENT = {"getLastIntervalVehicleNumber": np.nan, "getLastIntervalOccupancy": n
            "getLastStepVehicleNumber": 0, "getLastStepOccupancy": 0.0,
            "getLastStepMeanSpeed": -1.0, "getLastStepHaltingNumber": 0,
            "getJamLengthVehicle": 0, "getJamLengthMeters": 0.0}
+# what a stuck detector is frozen at when it breaks: every getter the harness reads, per domain
+_FROZEN_GETTERS = {
+    "inductionloop": ("getLastIntervalVehicleNumber", "getLastIntervalOccupancy",
+                      "getLastIntervalMeanSpeed", "getVehicleData"),
+    "lanearea": ("getLastIntervalVehicleNumber", "getLastIntervalOccupancy",
+                 "getLastIntervalMeanSpeed", "getLastStepVehicleNumber"),
+}
 
 
 class Fault(NamedTuple):
@@ -44,9 +53,22 @@ def pick_faults(detector_ids: list[str], fraction: float, *, begin: float, durat
 class _Detectors:
     """A TraCI detector domain (``inductionloop`` or ``lanearea``) with some detectors broken."""
 
-    def __init__(self, domain: Any, faults: dict[str, Fault], clock: Any) -> None:
+    def __init__(self, domain: Any, faults: dict[str, Fault], clock: Any,
+                 getters: tuple[str, ...]) -> None:
         self._domain, self._faults, self._clock = domain, faults, clock
         self._frozen: dict[tuple[str, str], Any] = {}
+        ids = set(domain.getIDList())
+        # stuck detectors of this domain, by onset: frozen in order as the clock passes them
+        self._pending = sorted((f.onset, d) for d, f in faults.items()
+                               if f.mode == STUCK and d in ids)
+        self._getters = getters
+
+    def freeze_due(self, t: float) -> None:
+        """Freeze every stuck detector whose fault has begun by ``t`` at what it shows now."""
+        while self._pending and self._pending[0][0] <= t:
+            _, det_id = self._pending.pop(0)
+            for name in self._getters:
+                self._frozen[(name, det_id)] = _stuck(name, getattr(self._domain, name)(det_id))
 
     def __getattr__(self, name: str) -> Any:
         """Only reached on a getter's first use: the wrapper is then kept as an attribute,
@@ -62,24 +84,39 @@ class _Detectors:
             if fault.mode == SILENT:
                 return _SILENT.get(name, 0)
             key = (name, det_id)
-            if key not in self._frozen:  # stuck: what it showed when it broke, forever
-                value = real(det_id, *args)
-                if name == "getVehicleData":  # a vehicle on it then never leaves it
-                    value = tuple((v[0], v[1], v[2], -1.0, v[4]) for v in value if v[3] < 0)
-                self._frozen[key] = value
+            if key not in self._frozen:  # a getter not frozen at onset: frozen at first read
+                self._frozen[key] = _stuck(name, real(det_id, *args))
             return self._frozen[key]
 
         setattr(self, name, read)
         return read
 
 
+def _stuck(name: str, value: Any) -> Any:
+    """What a stuck detector shows forever: the value itself; of its vehicle data, only the
+    vehicles standing on it then, which never leave it."""
+    if name == "getVehicleData":
+        return tuple((v[0], v[1], v[2], -1.0, v[4]) for v in value if v[3] < 0)
+    return value
+
+
 class FaultyApi:
-    """A SUMO API (libsumo / traci module) whose detectors in ``faults`` are broken."""
+    """A SUMO API (libsumo / traci module) whose detectors in ``faults`` are broken.
+
+    Call ``on_step(t)`` after every simulation step: stuck detectors freeze in the step their
+    fault begins."""
 
     def __init__(self, api: Any, faults: dict[str, Fault]) -> None:
         self._api = api
-        self.inductionloop = _Detectors(api.inductionloop, faults, api.simulation)
-        self.lanearea = _Detectors(api.lanearea, faults, api.simulation)
+        self.inductionloop = _Detectors(api.inductionloop, faults, api.simulation,
+                                        _FROZEN_GETTERS["inductionloop"])
+        self.lanearea = _Detectors(api.lanearea, faults, api.simulation,
+                                   _FROZEN_GETTERS["lanearea"])
+
+    def on_step(self, t: float) -> None:
+        """Freeze the stuck detectors whose fault began by ``t``."""
+        self.inductionloop.freeze_due(t)
+        self.lanearea.freeze_due(t)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._api, name)

@@ -21,8 +21,20 @@ class _Loops:
     def __init__(self, clock: _Clock) -> None:
         self.clock = clock
 
+    def getIDList(self) -> list[str]:  # noqa: N802
+        return ["s", "q", "ok", "late"]
+
     def getLastIntervalVehicleNumber(self, det: str) -> int:  # noqa: N802
         return int(self.clock.t)
+
+    def getLastIntervalOccupancy(self, det: str) -> float:  # noqa: N802
+        return self.clock.t / 100
+
+    def getLastIntervalMeanSpeed(self, det: str) -> float:  # noqa: N802
+        return self.clock.t / 10
+
+    def getLastStepVehicleNumber(self, det: str) -> int:  # noqa: N802
+        return int(self.clock.t) % 7
 
     def getVehicleData(self, det: str) -> list[tuple]:  # noqa: N802
         # one vehicle passed (leave >= 0), one stands on the loop (leave -1)
@@ -56,6 +68,22 @@ def test_a_broken_detector_works_until_its_onset_then_sticks_or_goes_silent() ->
     raw.simulation.t = 50.0
     assert e1.getVehicleData("s") == (("b", 5.0, 39.0, -1.0, "car"),)
     assert api.edge == "edges"  # everything else is SUMO's own
+
+
+def test_a_stuck_detector_freezes_in_the_step_it_breaks_whenever_it_is_first_read() -> None:
+    raw = _Api()
+    api = FaultyApi(raw, {"late": Fault(10.0, STUCK)})
+    for t in (9.0, 10.0, 11.0, 12.0):  # the harness steps; nobody reads "late" yet
+        raw.simulation.t = t
+        api.on_step(t)
+    raw.simulation.t = 90.0
+    e1, e2 = api.inductionloop, api.lanearea
+    assert e1.getLastIntervalVehicleNumber("late") == 10  # as it was at its onset, t = 10
+    assert e1.getLastIntervalOccupancy("late") == 0.1
+    assert e1.getLastIntervalMeanSpeed("late") == 1.0
+    assert e1.getVehicleData("late") == (("b", 5.0, 9.0, -1.0, "car"),)
+    assert e2.getLastStepVehicleNumber("late") == 3
+    assert e1.getLastIntervalVehicleNumber("ok") == 90
 
 
 def test_the_share_of_detectors_picked_and_the_onsets_are_seeded() -> None:
