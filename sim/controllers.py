@@ -608,3 +608,12 @@ register_controller("fixed", FixedTime)
 register_controller("actuated", Actuated)
 register_controller("maxpressure", MaxPressure)
 register_controller("signalopt", Signalopt)
+
+
+def _loop_actuated(**params: Any) -> Controller:
+    from sim.loop_actuated import LoopActuated  # noqa: PLC0415  (it imports this module)
+
+    return LoopActuated(**params)
+
+
+register_controller("actuated-loops", _loop_actuated)

@@ -203,14 +203,8 @@ class LoopQueues:
         green serves show now: the seconds since a vehicle last crossed one (inf if none has),
         and the vehicles standing on them (a call; inf for a phase without such loops, so
         that it is never passed over for want of one; NaN where QA flagged all of them)."""
-        m = self._model
-        pairs = {(p, int(self._pos[m.lane_stop[m.row_lane[r]]]))
-                 for p in range(net.phase_duration.size)
-                 for r in np.nonzero(np.isin(m.row_mov, net.phase_mov[
-                     net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]))[0]
-                 if m.lane_stop[m.row_lane[r]] >= 0}
-        phase = np.array([p for p, _ in pairs], dtype=np.int64)
-        loop = np.array([d for _, d in pairs], dtype=np.int64)
+        phase, det = phase_stop_loops(net, self._model)
+        loop = self._pos[det]
         n = net.phase_duration.size
         looped = np.bincount(phase, minlength=n) > 0
 
@@ -223,3 +217,15 @@ class LoopQueues:
             return idle, np.where(looped, np.where(working, standing, np.nan), np.inf)
 
         return view
+
+
+def phase_stop_loops(net: CompiledNetwork, model: EstimatorModel) -> tuple[np.ndarray, np.ndarray]:
+    """(phase, detector) pairs, sorted: the stop-line loops on the lanes each phase's green
+    serves (network indices)."""
+    pairs = sorted({(p, int(model.lane_stop[model.row_lane[r]]))
+                    for p in range(net.phase_duration.size)
+                    for r in np.nonzero(np.isin(model.row_mov, net.phase_mov[
+                        net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]))[0]
+                    if model.lane_stop[model.row_lane[r]] >= 0})
+    return (np.array([p for p, _ in pairs], dtype=np.int64),
+            np.array([d for _, d in pairs], dtype=np.int64))

@@ -1,0 +1,156 @@
+"""Gap actuation on the site's own stop-line loops, which break like every detector here.
+
+SUMO's actuated control counts with loops SUMO places itself, which the harness cannot break,
+so it cannot show what a field actuated controller loses when its detectors fail. This one
+reads the same stop-line loops signalopt's counts come from, through the same faults
+(``sim.faults``), and handles a failed loop as field controllers do:
+
+- **gap actuation** (NEMA-style): a green runs at least ``min_green``, then until its
+  stop-line loops see no vehicle cross for ``gap_s`` or it reaches ``max_green``; then the
+  next green in program order with a call takes over (a vehicle seen on its loops since its
+  green last ended; locking memory). With no call anywhere the green rests where it is.
+- **detector diagnostics**, per loop, from what the controller itself sees: *no data* (the
+  loop's interval record is empty: an open circuit the detector card reports), *max
+  presence* (occupied without a break for ``max_presence_s``: stuck on) and *no activity*
+  (nothing on it for ``no_activity_s``: stuck off). A loop diagnosed failed is ignored; it
+  recovers when it reports again.
+- **fail action**: a phase with a failed loop is always called and runs at least its
+  program's own green (the fixed-time split), since the demand on that lane is unseen.
+
+A green without stop-line loops runs its program's duration, as under fixed time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from signalopt.estimate import estimator_model
+from sim.controllers import FixedTime, SimContext, clearance_after, transition_states
+from sim.loop_queues import phase_stop_loops
+
+
+class LoopActuated(FixedTime):
+    """Gap-actuated phases on breakable stop-line loops, with detector diagnostics and a
+    fixed-split fail action (see the module docstring)."""
+
+    name = "actuated-loops"
+
+    def __init__(self, min_green: float = 5.0, max_green: float = 50.0, gap_s: float = 3.0,
+                 max_presence_s: float = 300.0, no_activity_s: float = 900.0) -> None:
+        self.min_green, self.max_green, self.gap_s = min_green, max_green, gap_s
+        self.max_presence_s, self.no_activity_s = max_presence_s, no_activity_s
+
+    def setup(self, ctx: SimContext) -> None:
+        net = ctx.net
+        self._phase, det = phase_stop_loops(net, estimator_model(net))
+        used = np.unique(det)
+        self._ids = [net.det_ids[d] for d in used.tolist()]
+        self._loop = np.searchsorted(used, det)  # per (phase, loop) pair, the loop's position
+        self._det_pos = {int(d): k for k, d in enumerate(used.tolist())}
+        n_loops, n_phases = used.size, net.phase_duration.size
+        self._has_loops = np.bincount(self._phase, minlength=n_phases) > 0
+        self._idle = np.full(n_loops, np.inf)  # s since a vehicle last left each loop
+        self._occupied = np.zeros(n_loops)  # s each loop has been occupied without a break
+        self._quiet = np.zeros(n_loops)  # s since anything was last on each loop
+        self._no_data = np.zeros(n_loops, dtype=bool)  # its last interval record was empty
+        self._memory = np.zeros(n_phases, dtype=bool)  # a call waits for this green
+        self._inters = list(ctx.spec.intersections)
+        self._base = net.int_phase_indptr[:-1]
+        self._greens = [[k for k, p in enumerate(i.phases) if p.is_green] for i in self._inters]
+        self._cur = [g[0] for g in self._greens]
+        self._green_since = np.full(len(self._inters), ctx.begin)
+        self._pending: list[list[tuple[str, float]]] = [[] for _ in self._inters]
+        self._target = list(self._cur)
+        self._next = np.full(len(self._inters), ctx.begin + self.min_green)
+        self._program = np.asarray(net.phase_duration, dtype=np.float64)
+        self._max = np.maximum(self.max_green, self._program)
+        for i, inter in enumerate(self._inters):
+            ctx.api.trafficlight.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
+        self._order: list[int] | None = None
+
+    def failed(self) -> np.ndarray:
+        """Per loop: diagnosed failed now (no data, max presence or no activity)."""
+        return (self._no_data | (self._occupied >= self.max_presence_s)
+                | (self._quiet >= self.no_activity_s))
+
+    def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
+        if self._order is None:  # rows of the interval record that are our loops
+            pos = [self._det_pos.get(ctx.net.det_index[d], -1) for d in counts["detector_id"]]
+            self._order = pos
+        rows = np.asarray(counts["count"], dtype=np.float64)
+        for k, p in enumerate(self._order):
+            if p >= 0:
+                self._no_data[p] = np.isnan(rows[k])
+
+    def on_step(self, ctx: SimContext, t: float) -> None:
+        self._read(ctx.api, 1.0)
+        idle, called, recall = self._phase_view()
+        self._memory |= called
+        for i in np.flatnonzero(self._next <= t + 1e-9).tolist():
+            self._decide(ctx, i, t, idle, recall)
+
+    def _read(self, api: Any, dt: float) -> None:
+        """What each loop showed in the last step: a vehicle leaving it, one standing on it."""
+        e1 = api.inductionloop
+        data = [e1.getVehicleData(d) for d in self._ids]  # (id, length, entry, leave, type)
+        passed = np.array([any(v[3] >= 0 for v in d) for d in data], dtype=bool)
+        standing = np.array([any(v[3] < 0 for v in d) for d in data], dtype=bool)
+        self._idle = np.where(passed, 0.0, self._idle + dt)
+        self._occupied = np.where(standing, self._occupied + dt, 0.0)
+        self._quiet = np.where(passed | standing, 0.0, self._quiet + dt)
+        self._seen = passed | standing
+
+    def _phase_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per phase, from its working loops: s since a vehicle last crossed one; whether one
+        saw a vehicle this step (a call); and whether one of its loops has failed (recall)."""
+        n = self._has_loops.size
+        bad = self.failed()[self._loop]
+        ok = ~bad
+        idle = np.full(n, np.inf)
+        np.minimum.at(idle, self._phase[ok], self._idle[self._loop[ok]])
+        called = np.bincount(self._phase[ok], weights=self._seen[self._loop[ok]], minlength=n) > 0
+        recall = np.bincount(self._phase, weights=bad, minlength=n) > 0
+        return idle, called, recall
+
+    def _decide(self, ctx: SimContext, i: int, t: float, idle: np.ndarray,
+                recall: np.ndarray) -> None:
+        """Continue a clearance, start the next green, or end the current green once it has
+        gapped out (or maxed out) and another green has a call."""
+        tl, inter, base = ctx.api.trafficlight, self._inters[i], int(self._base[i])
+        if self._pending[i]:  # yellow/all-red
+            state, dur = self._pending[i].pop(0)
+            tl.setRedYellowGreenState(inter.id, state)
+            self._next[i] = t + dur
+            return
+        cur = self._cur[i]
+        if self._target[i] != cur:  # clearance done: the new green
+            self._cur[i] = cur = self._target[i]
+            tl.setRedYellowGreenState(inter.id, inter.phases[cur].state)
+            self._memory[base + cur] = False
+            self._green_since[i] = t
+            self._next[i] = t + self.min_green
+            return
+        p, ran = base + cur, t - self._green_since[i]
+        # how long this green must run: its program's split without loops or with one failed
+        floor = self._program[p] if (recall[p] or not self._has_loops[p]) else self.min_green
+        if ran < floor - 1e-9 or (ran < self._max[p] - 1e-9 and idle[p] < self.gap_s):
+            self._next[i] = t + 1.0
+            return
+        greens = self._greens[i]
+        at = greens.index(cur)
+        nxt = next((k for k in greens[at + 1:] + greens[:at]
+                    if self._memory[base + k] or recall[base + k] or not self._has_loops[base + k]),
+                   None)
+        if nxt is None:  # nobody waits elsewhere: the green rests here
+            self._next[i] = t + 1.0
+            return
+        self._memory[p] = False
+        steps = transition_states(inter.phases[cur].state, inter.phases[nxt].state,
+                                  clearance_after(list(inter.phases), cur))
+        self._target[i] = nxt
+        state, dur = steps[0]
+        tl.setRedYellowGreenState(inter.id, state)
+        self._pending[i] = steps[1:]
+        self._next[i] = t + dur
