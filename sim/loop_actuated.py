@@ -17,7 +17,10 @@ reads the same stop-line loops signalopt's counts come from, through the same fa
 - **fail action**: a phase with a failed loop is always called and runs at least its
   program's own green (the fixed-time split), since the demand on that lane is unseen.
 
-A green without stop-line loops runs its program's duration, as under fixed time.
+A green without stop-line loops runs its program's duration, as under fixed time. A stop-line
+loop on an approach shorter than a car (``MIN_LOOP_LINK_M``; Ingolstadt's stubs) sees vehicles
+cross but never one wait (SUMO queues them before the stub), so it cannot call: its phase is
+always called, and gaps out on it as usual.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import numpy as np
 
 from signalopt.estimate import estimator_model
 from sim.controllers import FixedTime, SimContext, clearance_after, transition_states
-from sim.loop_queues import phase_stop_loops
+from sim.loop_queues import MIN_LOOP_LINK_M, phase_stop_loops
 
 
 class LoopActuated(FixedTime):
@@ -51,6 +54,9 @@ class LoopActuated(FixedTime):
         self._det_pos = {int(d): k for k, d in enumerate(used.tolist())}
         n_loops, n_phases = used.size, net.phase_duration.size
         self._has_loops = np.bincount(self._phase, minlength=n_phases) > 0
+        stub = np.asarray(net.link_length, dtype=np.float64)[net.det_link[det]] < MIN_LOOP_LINK_M
+        # always called: no stop-line loops, or one no vehicle can wait on
+        self._always = ~self._has_loops | (np.bincount(self._phase, weights=stub, minlength=n_phases) > 0)
         self._idle = np.full(n_loops, np.inf)  # s since a vehicle last left each loop
         self._occupied = np.zeros(n_loops)  # s each loop has been occupied without a break
         self._quiet = np.zeros(n_loops)  # s since anything was last on each loop
@@ -141,7 +147,7 @@ class LoopActuated(FixedTime):
         greens = self._greens[i]
         at = greens.index(cur)
         nxt = next((k for k in greens[at + 1:] + greens[:at]
-                    if self._memory[base + k] or recall[base + k] or not self._has_loops[base + k]),
+                    if self._memory[base + k] or recall[base + k] or self._always[base + k]),
                    None)
         if nxt is None:  # nobody waits elsewhere: the green rests here
             self._next[i] = t + 1.0

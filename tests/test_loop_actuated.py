@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from signalopt.network import compile_network
+from signalopt.network import LinkSpec, compile_network
 from sim.controllers import SimContext
 from sim.loop_actuated import LoopActuated
 from tests.conftest import build_t_junction
@@ -42,8 +42,14 @@ def _run(ctrl: LoopActuated, ctx: SimContext, t0: int, t1: int,
         ctrl.on_step(ctx, float(t))
 
 
-def _setup(**params: float) -> tuple[LoopActuated, SimContext]:
+def _setup(stub: bool = False, **params: float) -> tuple[LoopActuated, SimContext]:
     spec = build_t_junction()
+    if stub:  # SJ a 3 m stub: no car waits on its stop-line loop
+        links = tuple(LinkSpec(**{**k.model_dump(), "length": 3.0}) if k.id == "SJ" else k
+                      for k in spec.links)
+        dets = tuple(d.model_copy(update={"pos": 1.0}) if d.link == "SJ" else d
+                     for d in spec.detectors if d.link != "SJ" or d.kind == "stopline")
+        spec = spec.model_copy(update={"links": links, "detectors": dets})
     ctx = SimContext(api=_Api(), spec=spec, net=compile_network(spec), begin=0.0, interval_s=30.0)
     ctrl = LoopActuated(**params)
     ctrl.setup(ctx)
@@ -105,3 +111,12 @@ def test_a_loop_stuck_on_or_off_is_diagnosed_in_time() -> None:
     assert ctrl.failed().tolist() == [False, False, True]  # stuck on: max presence
     _run(ctrl, ctx, 101, 300, {"WJ_0_stop": [PASS], "SJ_0_stop": [PASS]})  # WJ_1 quiet 200 s
     assert ctrl.failed().tolist() == [False, True, False]  # no activity
+
+
+def test_a_loop_no_car_can_wait_on_cannot_call_so_its_phase_is_always_called() -> None:
+    """SJ's loop sits on a 3 m stub: its vehicles wait before it, unseen. Once WJ gaps out,
+    SJ gets its green all the same; with a 100 m approach it would not (no call)."""
+    for stub, expected in ((True, 2), (False, 0)):
+        ctrl, ctx = _setup(stub=stub, min_green=5.0, gap_s=3.0)
+        _run(ctrl, ctx, 1, 10)
+        assert ctrl._target[0] == expected
