@@ -14,8 +14,11 @@ reads the same stop-line loops signalopt's counts come from, through the same fa
   presence* (occupied without a break for ``max_presence_s``: stuck on) and *no activity*
   (nothing on it for ``no_activity_s``: stuck off). A loop diagnosed failed is ignored; it
   recovers when it reports again.
-- **fail action**: a phase with a failed loop is always called and runs at least its
-  program's own green (the fixed-time split), since the demand on that lane is unseen.
+- **fail action**: a phase with a failed loop is always called, since the demand on that
+  lane is unseen; where the loop is certainly broken (no data, stuck on) its green runs at
+  least the program's own (the fixed-time split). A loop with no activity may only serve a
+  quiet lane, so its phase is just called (min recall): a split every cycle for such false
+  alarms cost Ingolstadt7 (seed 42) 37.2 against 32.8 s/veh without the diagnostic.
 
 A green without stop-line loops runs its program's duration, as under fixed time. A stop-line
 loop on an approach shorter than a car (``MIN_LOOP_LINK_M``; Ingolstadt's stubs) sees vehicles
@@ -78,8 +81,11 @@ class LoopActuated(FixedTime):
 
     def failed(self) -> np.ndarray:
         """Per loop: diagnosed failed now (no data, max presence or no activity)."""
-        return (self._no_data | (self._occupied >= self.max_presence_s)
-                | (self._quiet >= self.no_activity_s))
+        return self._broken() | (self._quiet >= self.no_activity_s)
+
+    def _broken(self) -> np.ndarray:
+        """Per loop: certainly broken (no data or stuck on), not just quiet."""
+        return self._no_data | (self._occupied >= self.max_presence_s)
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
         if self._order is None:  # rows of the interval record that are our loops
@@ -92,10 +98,10 @@ class LoopActuated(FixedTime):
 
     def on_step(self, ctx: SimContext, t: float) -> None:
         self._read(ctx.api, 1.0)
-        idle, called, recall = self._phase_view()
+        idle, called, split = self._phase_view()
         self._memory |= called
         for i in np.flatnonzero(self._next <= t + 1e-9).tolist():
-            self._decide(ctx, i, t, idle, recall)
+            self._decide(ctx, i, t, idle, split)
 
     def _read(self, api: Any, dt: float) -> None:
         """What each loop showed in the last step: a vehicle leaving it, one standing on it."""
@@ -110,18 +116,20 @@ class LoopActuated(FixedTime):
 
     def _phase_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per phase, from its working loops: s since a vehicle last crossed one; whether one
-        saw a vehicle this step (a call); and whether one of its loops has failed (recall)."""
+        saw a vehicle this step or a loop of it failed (a call); and whether one of its loops
+        is certainly broken (its green runs the program's split)."""
         n = self._has_loops.size
         bad = self.failed()[self._loop]
         ok = ~bad
         idle = np.full(n, np.inf)
         np.minimum.at(idle, self._phase[ok], self._idle[self._loop[ok]])
-        called = np.bincount(self._phase[ok], weights=self._seen[self._loop[ok]], minlength=n) > 0
-        recall = np.bincount(self._phase, weights=bad, minlength=n) > 0
-        return idle, called, recall
+        called = np.bincount(self._phase, weights=np.where(ok, self._seen[self._loop], True),
+                             minlength=n) > 0
+        split = np.bincount(self._phase, weights=self._broken()[self._loop], minlength=n) > 0
+        return idle, called, split
 
     def _decide(self, ctx: SimContext, i: int, t: float, idle: np.ndarray,
-                recall: np.ndarray) -> None:
+                split: np.ndarray) -> None:
         """Continue a clearance, start the next green, or end the current green once it has
         gapped out (or maxed out) and another green has a call."""
         tl, inter, base = ctx.api.trafficlight, self._inters[i], int(self._base[i])
@@ -139,15 +147,15 @@ class LoopActuated(FixedTime):
             self._next[i] = t + self.min_green
             return
         p, ran = base + cur, t - self._green_since[i]
-        # how long this green must run: its program's split without loops or with one failed
-        floor = self._program[p] if (recall[p] or not self._has_loops[p]) else self.min_green
+        # how long this green must run: its program's split without loops or with one broken
+        floor = self._program[p] if (split[p] or not self._has_loops[p]) else self.min_green
         if ran < floor - 1e-9 or (ran < self._max[p] - 1e-9 and idle[p] < self.gap_s):
             self._next[i] = t + 1.0
             return
         greens = self._greens[i]
         at = greens.index(cur)
         nxt = next((k for k in greens[at + 1:] + greens[:at]
-                    if self._memory[base + k] or recall[base + k] or self._always[base + k]),
+                    if self._memory[base + k] or self._always[base + k]),
                    None)
         if nxt is None:  # nobody waits elsewhere: the green rests here
             self._next[i] = t + 1.0

@@ -120,3 +120,17 @@ def test_a_loop_no_car_can_wait_on_cannot_call_so_its_phase_is_always_called() -
         ctrl, ctx = _setup(stub=stub, min_green=5.0, gap_s=3.0)
         _run(ctrl, ctx, 1, 10)
         assert ctrl._target[0] == expected
+
+
+def test_a_quiet_loop_only_calls_its_phase_which_gaps_out_as_usual() -> None:
+    """Nothing crosses SJ's loop for 20 s (no activity: maybe a quiet lane): SJ is called,
+    but its green gaps out at the 5 s minimum, not the program's 20 s split."""
+    ctrl, ctx = _setup(min_green=5.0, gap_s=3.0, no_activity_s=20.0)
+    _run(ctrl, ctx, 1, 19, {"WJ_0_stop": [PASS]})
+    assert ctrl._target[0] == 0 and not ctrl.failed()[2]
+    _run(ctrl, ctx, 20, 20)  # WJ gapped out? not yet (crossed at 19); SJ now diagnosed
+    assert ctrl.failed().tolist() == [False, True, True]
+    _run(ctrl, ctx, 21, 25, {"WJ_0_stop": [STAND]})
+    assert ctx.api.trafficlight.states[-2:] == ["yyr", "rrG"]  # yellow at 22, SJ green at 25
+    _run(ctrl, ctx, 26, 30, {"WJ_0_stop": [STAND]})  # SJ's minimum runs to 30: then WJ
+    assert ctx.api.trafficlight.states[-1] == "rry"
