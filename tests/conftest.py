@@ -37,6 +37,16 @@ def approach_detectors(link: str, length: float, lanes: int, zone_m: float = 50.
     return out
 
 
+class RecordingLights:
+    """A stand-in for TraCI's trafficlight domain that records every state set."""
+
+    def __init__(self) -> None:
+        self.states: list[str] = []
+
+    def setRedYellowGreenState(self, tls: str, state: str) -> None:  # noqa: N802  (TraCI's name)
+        self.states.append(state)
+
+
 def build_chain(n_links: int = 3, length: float = 100.0) -> NetworkSpec:
     """``n_links`` one-lane links n0 -> n1 -> ... (10 m/s), an entry loop 10 m into each."""
     links = tuple(LinkSpec(id=f"L{k}", from_node=f"n{k}", to_node=f"n{k + 1}", length=length,

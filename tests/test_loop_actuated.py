@@ -9,17 +9,9 @@ import numpy as np
 from signalopt.network import LinkSpec, compile_network
 from sim.controllers import SimContext
 from sim.loop_actuated import LoopActuated
-from tests.conftest import build_t_junction
+from tests.conftest import RecordingLights, build_t_junction
 
 PASS, STAND = ("v", 5.0, 0.0, 1.0, "car"), ("w", 5.0, 0.0, -1.0, "car")
-
-
-class _Lights:
-    def __init__(self) -> None:
-        self.states: list[str] = []
-
-    def setRedYellowGreenState(self, tls: str, state: str) -> None:  # noqa: N802  (TraCI's name)
-        self.states.append(state)
 
 
 class _Loops:
@@ -32,7 +24,7 @@ class _Loops:
 
 class _Api:
     def __init__(self) -> None:
-        self.trafficlight, self.inductionloop = _Lights(), _Loops()
+        self.trafficlight, self.inductionloop = RecordingLights(), _Loops()
 
 
 def _run(ctrl: LoopActuated, ctx: SimContext, t0: int, t1: int,

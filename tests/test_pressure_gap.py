@@ -9,20 +9,12 @@ import pytest
 
 from signalopt.network import compile_network
 from sim.controllers import MaxPressure, SimContext
-from tests.conftest import build_t_junction
-
-
-class _Lights:
-    def __init__(self) -> None:
-        self.states: list[str] = []
-
-    def setRedYellowGreenState(self, tls: str, state: str) -> None:  # noqa: N802  (TraCI's name)
-        self.states.append(state)
+from tests.conftest import RecordingLights, build_t_junction
 
 
 class _Api:
     def __init__(self) -> None:
-        self.trafficlight = _Lights()
+        self.trafficlight = RecordingLights()
 
 
 def _controller(gap_s: float) -> tuple[MaxPressure, SimContext]:
