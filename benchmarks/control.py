@@ -1,4 +1,4 @@
-"""Closed-loop control benchmark (issue #5): signalopt vs fixed, actuated and max-pressure.
+"""Closed-loop control benchmark (issue #5): signalopt vs fixed, actuated (SUMO's and on our own loops) and max-pressure.
 
 Runs every (scenario, demand) x controller x seed in a process pool (one SUMO per process),
 prints one table per scenario and writes ``control.md``, ``control.csv`` (one row per run),
@@ -32,7 +32,7 @@ from sim.compare import (
 )
 from sim.detectors import DETECTOR_LAYOUTS, named_layout
 
-CONTROLLERS = "fixed,actuated,maxpressure,signalopt"
+CONTROLLERS = "fixed,actuated,actuated-loops,maxpressure,signalopt"
 
 
 def plan_change_stats(runs_dir: Path, runs: pd.DataFrame) -> pd.DataFrame:
