@@ -61,6 +61,8 @@ class DetectorModel(NamedTuple):
     covers: np.ndarray  # (n_det,) for a zone, the stop-line loop inside it on its lane, else -1
     near: np.ndarray  # (n_det,) bool: its partner loop is within QUEUE_REACH_M (shares its queue)
     holds: np.ndarray  # (n_det,) vehicles the lane between it and its partner loop holds at jam
+    feeds: np.ndarray  # (n_det,) for a zone, the entry loop on its lane, else -1
+    feeds_holds: np.ndarray  # (n_det,) vehicles the lane between that loop and the zone holds at jam
 
 
 class QAState(NamedTuple):
@@ -105,15 +107,21 @@ def detector_model(net: CompiledNetwork) -> DetectorModel:
     speed = net.link_speed[net.det_link] if n else np.zeros(0)
     gap = np.where(partner >= 0, np.abs(net.det_pos - net.det_pos[partner]), 0.0)
     covers = np.full(n, -1, dtype=np.int64)
+    feeds, feeds_holds = np.full(n, -1, dtype=np.int64), np.zeros(n)
     for d in np.flatnonzero(net.det_kind == KIND_ZONE):
         s = loops.get((int(net.det_link[d]), int(net.det_lane[d]), KIND_STOPLINE), -1)
         if s >= 0 and net.det_pos[d] <= net.det_pos[s] <= net.det_pos[d] + net.det_length[d]:
             covers[d] = s
+        e = loops.get((int(net.det_link[d]), int(net.det_lane[d]), KIND_ENTRY), -1)
+        if e >= 0 and net.det_pos[e] <= net.det_pos[d]:
+            feeds[d] = e
+            feeds_holds[d] = (net.det_pos[d] - net.det_pos[e]) / JAM_SPACING_M
     return DetectorModel(
         kind=np.ascontiguousarray(net.det_kind, dtype=np.int64), partner=partner,
         group=group.astype(np.int64), group_indptr=indptr, group_det=order.astype(np.int64),
         speed_limit=np.ascontiguousarray(speed, dtype=np.float64), covers=covers,
         near=(partner >= 0) & (gap <= QUEUE_REACH_M), holds=gap / JAM_SPACING_M,
+        feeds=feeds, feeds_holds=feeds_holds,
     )
 
 
@@ -264,7 +272,7 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist, prior):
 
 @njit(cache=True)
 def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, vmax, covers,
-             near, holds, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
+             near, holds, feeds, feeds_holds, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
              stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w, prior_c, prior_o):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
     n = count.shape[0]
@@ -300,12 +308,16 @@ def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, gr
             if new_zero[d] >= stuck_zero_n + holds[d]:
                 flags[d] |= STUCK
     for d in range(n):  # a camera that sees nobody while the loop inside its view counts cars
-        s = covers[d]
-        if s < 0 or not ok[s] or not ok[d]:
+        if not ok[d] or count[d] != 0:
             continue
-        if count[d] == 0:
+        s, e = covers[d], feeds[d]
+        if s >= 0 and ok[s]:
             new_zero[d] += count[s]
             if new_zero[d] >= stuck_zero_zone_n:
+                flags[d] |= STUCK
+        elif e >= 0 and ok[e]:  # that loop broken or absent: cars its lane's entry loop
+            new_zero[d] += count[e]  # counted, beyond what the lane before the view holds
+            if new_zero[d] >= stuck_zero_n + feeds_holds[d]:
                 flags[d] |= STUCK
     ok = flags == 0
     return _impute(count, occ, speed, expected, kind, partner, near, group, group_indptr,

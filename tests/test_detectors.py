@@ -190,6 +190,23 @@ def test_blind_camera_flagged_while_its_stop_loop_counts(t_junction_net) -> None
     assert ((res.flags[:, d] & STUCK) > 0).tolist() == [True] * 6
 
 
+def test_blind_camera_whose_stop_loop_is_broken_flagged_by_its_entry_loop(t_junction_net) -> None:
+    """SJ's camera counts nobody and the stop-line loop inside its view is silent, so that
+    loop cannot show it stuck. Its lane's entry loop counts 3 cars an interval: once it has
+    counted more than the 40 m between it and the view hold (5.3 cars) plus
+    ``stuck_zero_vehicles`` (10), the camera is stuck. (A broken camera with a broken stop
+    line went unflagged for the rest of a grid4x4 run with 30 % of detectors broken.)"""
+    net = t_junction_net
+    count, occ = _varying(8, net.n_detectors)
+    d, s, e = (net.det_index[f"SJ_0_{k}"] for k in ("zone", "stop", "in"))
+    count[:, e], count[:, d], occ[:, d] = 3.0, 0.0, 0.0
+    count[:, s], occ[:, s] = np.nan, np.nan
+    model = detector_model(net)
+    assert model.feeds[d] == e and model.feeds_holds[d] == pytest.approx(40.0 / 7.5)
+    res, _ = run_qa(_frame(net, count, occ), model, interval_s=T)
+    assert ((res.flags[:, d] & STUCK) > 0).tolist() == [False] * 5 + [True] * 3  # 18 > 15.3
+
+
 def test_chatter_against_partner(t_junction_net) -> None:
     """21 at the entry loop against 2 at the stop line: more than 2.5 x 2 + 3, plus the
     11.7 cars the 88 m between them could have stored."""
