@@ -64,6 +64,7 @@ class LoopActuated(FixedTime):
         self._occupied = np.zeros(n_loops)  # s each loop has been occupied without a break
         self._quiet = np.zeros(n_loops)  # s since anything was last on each loop
         self._no_data = np.zeros(n_loops, dtype=bool)  # its last interval record was empty
+        self._seen = np.zeros(n_loops, dtype=bool)  # a vehicle on it or leaving it this step
         self._memory = np.zeros(n_phases, dtype=bool)  # a call waits for this green
         self._inters = list(ctx.spec.intersections)
         self._base = net.int_phase_indptr[:-1]
@@ -89,8 +90,7 @@ class LoopActuated(FixedTime):
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
         if self._order is None:  # rows of the interval record that are our loops
-            pos = [self._det_pos.get(ctx.net.det_index[d], -1) for d in counts["detector_id"]]
-            self._order = pos
+            self._order = [self._det_pos.get(ctx.net.det_index[d], -1) for d in counts["detector_id"]]
         rows = np.asarray(counts["count"], dtype=np.float64)
         for k, p in enumerate(self._order):
             if p >= 0:
