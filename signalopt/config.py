@@ -258,7 +258,8 @@ class OptimizerParams(_Params):
                     " [min_dur, max_dur], or pressure-driven phase choice within those bounds")
     loop_gap_s: float = Field(
         default=3.0, ge=0,
-        description="without cameras, the pressure rule keeps a green while its stop-line loops"
+        description="without cameras (with cameras: at junctions near capacity, the simulator's"
+                    " ``gap_sat_y``), the pressure rule keeps a green while its stop-line loops"
                     " saw a vehicle cross within this many seconds, then hands it to the"
                     " highest-pressure phase with a vehicle standing on its stop-line loops"
                     " (0 = the counted pressure alone)")

@@ -171,3 +171,14 @@ def test_a_camera_never_counts_fewer_than_the_stop_line_loop_in_its_view(
     if flagged:
         rule.zone_loop_flagged = np.array([d.link == "SJ" for d in rule.zones])
     np.testing.assert_allclose(rule._pressures(ctx), [0.0, 0.0, sj])
+
+
+def test_the_gap_timer_runs_only_where_it_is_switched_on() -> None:
+    """``gap_at`` picks the junctions whose greens run on the gap timer (signalopt: those
+    near capacity). Switched off, a green still discharging (a car crossed 1 s ago) goes to
+    SJ's higher pressure at once; switched on, it holds."""
+    for on, switches in ((False, True), (True, False)):
+        rule, ctx = _controller(gap_s=3.0)
+        rule.gap_at = np.array([on])
+        rule._decide(ctx, 0, 10.0, SJ_WAITS, (np.array([1.0, np.inf, 0.0, np.inf]), CALLS))
+        assert (rule._target[0] == 2) is switches
