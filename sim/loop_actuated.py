@@ -78,7 +78,7 @@ class LoopActuated(FixedTime):
         self._max = np.maximum(self.max_green, self._program)
         for i, inter in enumerate(self._inters):
             ctx.api.trafficlight.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
-        self._order: list[int] | None = None
+        self._order: np.ndarray | None = None
 
     def failed(self) -> np.ndarray:
         """Per loop: diagnosed failed now (no data, max presence or no activity)."""
@@ -89,12 +89,11 @@ class LoopActuated(FixedTime):
         return self._no_data | (self._occupied >= self.max_presence_s)
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
-        if self._order is None:  # rows of the interval record that are our loops
-            self._order = [self._det_pos.get(ctx.net.det_index[d], -1) for d in counts["detector_id"]]
-        rows = np.asarray(counts["count"], dtype=np.float64)
-        for k, p in enumerate(self._order):
-            if p >= 0:
-                self._no_data[p] = np.isnan(rows[k])
+        if self._order is None:  # rows of the interval record that are our loops, and which
+            pos = np.array([self._det_pos.get(ctx.net.det_index[d], -1) for d in counts["detector_id"]])
+            self._rows = np.flatnonzero(pos >= 0)
+            self._order = pos[self._rows]
+        self._no_data[self._order] = np.isnan(np.asarray(counts["count"], dtype=np.float64)[self._rows])
 
     def on_step(self, ctx: SimContext, t: float) -> None:
         self._read(ctx.api, 1.0)

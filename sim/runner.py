@@ -117,7 +117,7 @@ def _loop(sim, ctrl, spec, net, scenario, layout, progress):
         faults = pick_faults([d.id for d in spec.detectors], layout.failed, begin=scenario.begin,
                              duration=scenario.duration, seed=scenario.seed * 1000 + layout.fail_seed)
         api = FaultyApi(api, faults)
-    on_step = getattr(api, "on_step", lambda t: None)
+    on_step = api.on_step if isinstance(api, FaultyApi) else (lambda t: None)
     ctx = SimContext(api=api, spec=spec, net=net, begin=scenario.begin, interval_s=layout.interval_s)
     ctrl.setup(ctx)
     step = 1.0
