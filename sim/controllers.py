@@ -17,7 +17,8 @@ import pandas as pd
 
 from signalopt.detectors import detector_model
 from signalopt.network import CompiledNetwork, NetworkSpec
-from sim.loop_queues import MIN_LOOP_LINK_M, LoopQueues
+from sim.loop_queues import LoopQueues
+from sim.loop_reader import MIN_LOOP_LINK_M, LoopReader, phase_stop_loops
 
 TLS_TYPE_ACTUATED = 3
 
@@ -157,9 +158,11 @@ class MaxPressure(FixedTime):
         # vehicle on it is in the camera's view too, so the camera never counts fewer (a
         # camera stuck at zero or silent would otherwise starve its approach until QA
         # catches it); ``zone_loop_flagged``: per zone, that loop was QA-flagged at the last
-        # scan and sets no floor. Classic max-pressure reads the cameras alone.
+        # scan and sets no floor. Classic max-pressure reads the cameras alone. The loops are
+        # read by ``stop_reader`` (stepped by the owner), which has every stop-line loop.
         self.loop_floor = False
         self.zone_loop_flagged: np.ndarray | None = None
+        self.stop_reader: LoopReader | None = None
         # with ``phase_loops``, the intersections whose greens run on the gap timer (None: all)
         self.gap_at: np.ndarray | None = None
 
@@ -175,6 +178,7 @@ class MaxPressure(FixedTime):
         # pairs them (``DetectorModel.covers``)
         covers = detector_model(net).covers if self.loop_floor else np.full(net.n_detectors, -1)
         self.zone_loops = covers[[net.det_index[d.id] for d in self.zones]].astype(np.int64)
+        self._zone_loop_at = self._reader_positions(net, self.zone_loops)
         # rows of the (link, lane, movement) triples each zone's lane feeds
         rows_of: dict[tuple[int, int], list[int]] = {}
         for k, (a, b) in enumerate(zip(net.lane_mov_link.tolist(), net.lane_mov_lane.tolist(), strict=True)):
@@ -224,6 +228,17 @@ class MaxPressure(FixedTime):
                 continue
             tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
 
+    def _reader_positions(self, net: CompiledNetwork, loops: np.ndarray) -> np.ndarray:
+        """Where each zone's stop-line loop (network index, -1: none) sits in ``stop_reader``."""
+        at = np.zeros(loops.shape[0], dtype=np.int64)
+        has = loops >= 0
+        if has.any():
+            if self.stop_reader is None:
+                raise ValueError("a camera's loop floor reads its stop-line loop through "
+                                 "stop_reader, and none was given")
+            at[has] = self.stop_reader.positions([net.det_ids[d] for d in loops[has].tolist()])
+        return at
+
     def _pressures(self, ctx: SimContext) -> np.ndarray:
         """Pressure of every movement from the current camera-zone counts (or, without
         cameras, from ``link_source``)."""
@@ -258,16 +273,14 @@ class MaxPressure(FixedTime):
     def _floored(self, ctx: SimContext, zone_veh: np.ndarray) -> np.ndarray:
         """``zone_veh``, each at least the vehicles standing on the healthy stop-line loop
         inside its view (one crossing it may already be past the camera's end). A point loop
-        holds one standing car, so only zones reading none need their loop read."""
-        e1 = ctx.api.inductionloop
-        out = zone_veh.copy()
-        for z in np.flatnonzero(zone_veh < 1.0).tolist():
-            d = int(self.zone_loops[z])
-            if d < 0 or (self.zone_loop_flagged is not None and self.zone_loop_flagged[z]):
-                continue
-            standing = sum(v[3] < 0 for v in e1.getVehicleData(ctx.net.det_ids[d]))
-            out[z] = max(out[z], float(standing))
-        return out
+        holds one standing car, so only zones reading none are floored."""
+        ok = (self.zone_loops >= 0) & (zone_veh < 1.0)
+        if self.zone_loop_flagged is not None:
+            ok &= ~self.zone_loop_flagged
+        if self.stop_reader is None or not ok.any():
+            return zone_veh
+        standing = self.stop_reader.standing[self._zone_loop_at]
+        return np.where(ok, np.maximum(zone_veh, standing), zone_veh)
 
     def _link_pressures(self, net: CompiledNetwork, link_veh: np.ndarray,
                         lane_veh: np.ndarray | None = None) -> np.ndarray:
@@ -394,6 +407,7 @@ class Signalopt(FixedTime):
         local = opt.local_control
         self._state = initial_scan_state(ctx.net)
         self._loopq: LoopQueues | None = None
+        self._stops: LoopReader | None = None  # with cameras: the stop-line loops, read each second
         kinds = {d.kind for d in ctx.spec.detectors}
         # with stop-line loops alone, a loop QA flagged is left out of the local rule; with
         # entry loops too, QA also judges each stop line by its entry loop, and under
@@ -451,16 +465,20 @@ class Signalopt(FixedTime):
                 self._local.lane_rows = (m.row_lane, m.row_mov, 1.0 / per_lane[m.row_lane])
                 self._local.phase_loops = self._loopq.phase_loops(ctx.net)
             self._local.active = self._pressure_at
-            if self._loopq is None and "zone" in kinds and "stopline" in kinds:
+            if self._loopq is None and {"zone", "stopline"} <= kinds:  # the cameras' loop floor
+                self._stops = LoopReader([d.id for d in ctx.spec.detectors if d.kind == "stopline"])
+                self._local.stop_reader = self._stops
+            if self._stops is not None:
                 # cameras and stop-line loops: a saturated junction (flow ratios summing to
                 # ``gap_sat_y``, set each scan) holds a green while its stop-line loops see
                 # cars cross, then hands it to the highest-pressure phase with a call. Holding
                 # a discharging green pays near capacity (arterial4x4, seeds 45-46: 695.0 ->
                 # 629.1 s/veh) and costs where short, frequent switches win (everywhere:
                 # grid4x4 19.5 -> 33.2, pilot128 57.6 -> 78.1)
-                self._loopq = LoopQueues(ctx.net, self._state.model)
+                phase, det = phase_stop_loops(ctx.net, self._state.model)
+                loop = self._stops.positions([ctx.net.det_ids[d] for d in det.tolist()])
                 self._local.gap_s = opt.loop_gap_s
-                self._local.phase_loops = self._loopq.phase_loops(ctx.net)
+                self._local.phase_loops = self._stops.phase_view(phase, loop, ctx.net.phase_duration.size)
                 self._local.gap_at = np.zeros(ctx.net.n_intersections, dtype=bool)
             self._local.setup(ctx)
             base = ctx.net.phase_duration
@@ -488,6 +506,8 @@ class Signalopt(FixedTime):
     def on_step(self, ctx: SimContext, t: float) -> None:
         if self._loopq is not None:
             self._loopq.step(ctx.api)
+        if self._stops is not None:
+            self._stops.step(ctx.api)
         if self._local is not None:
             self._local.on_step(ctx, t)
         if self._applier is not None:

@@ -34,7 +34,7 @@ import numpy as np
 
 from signalopt.estimate import estimator_model
 from sim.controllers import FixedTime, SimContext, clearance_after, transition_states
-from sim.loop_queues import MIN_LOOP_LINK_M, phase_stop_loops
+from sim.loop_reader import MIN_LOOP_LINK_M, LoopReader, phase_stop_loops
 
 
 class LoopActuated(FixedTime):
@@ -52,7 +52,7 @@ class LoopActuated(FixedTime):
         net = ctx.net
         self._phase, det = phase_stop_loops(net, estimator_model(net))
         used = np.unique(det)
-        self._ids = [net.det_ids[d] for d in used.tolist()]
+        self._reader = LoopReader([net.det_ids[d] for d in used.tolist()])
         self._loop = np.searchsorted(used, det)  # per (phase, loop) pair, the loop's position
         self._det_pos = {int(d): k for k, d in enumerate(used.tolist())}
         n_loops, n_phases = used.size, net.phase_duration.size
@@ -60,7 +60,6 @@ class LoopActuated(FixedTime):
         stub = np.asarray(net.link_length, dtype=np.float64)[net.det_link[det]] < MIN_LOOP_LINK_M
         # always called: no stop-line loops, or one no vehicle can wait on
         self._always = ~self._has_loops | (np.bincount(self._phase, weights=stub, minlength=n_phases) > 0)
-        self._idle = np.full(n_loops, np.inf)  # s since a vehicle last left each loop
         self._occupied = np.zeros(n_loops)  # s each loop has been occupied without a break
         self._quiet = np.zeros(n_loops)  # s since anything was last on each loop
         self._no_data = np.zeros(n_loops, dtype=bool)  # its last interval record was empty
@@ -96,21 +95,18 @@ class LoopActuated(FixedTime):
         self._no_data[self._order] = np.isnan(np.asarray(counts["count"], dtype=np.float64)[self._rows])
 
     def on_step(self, ctx: SimContext, t: float) -> None:
-        self._read(ctx.api, 1.0)
+        self._read(ctx.api)
         idle, called, split = self._phase_view()
         self._memory |= called
         for i in np.flatnonzero(self._next <= t + 1e-9).tolist():
             self._decide(ctx, i, t, idle, split)
 
-    def _read(self, api: Any, dt: float) -> None:
-        """What each loop showed in the last step: a vehicle leaving it, one standing on it."""
-        e1 = api.inductionloop
-        data = [e1.getVehicleData(d) for d in self._ids]  # (id, length, entry, leave, type)
-        passed = np.array([any(v[3] >= 0 for v in d) for d in data], dtype=bool)
-        standing = np.array([any(v[3] < 0 for v in d) for d in data], dtype=bool)
-        self._idle = np.where(passed, 0.0, self._idle + dt)
-        self._occupied = np.where(standing, self._occupied + dt, 0.0)
-        self._quiet = np.where(passed | standing, 0.0, self._quiet + dt)
+    def _read(self, api: Any) -> None:
+        """What each loop showed in the last step (1 s): a vehicle leaving it, one standing on it."""
+        self._reader.step(api)
+        passed, standing = self._reader.passed > 0, self._reader.standing > 0
+        self._occupied = np.where(standing, self._occupied + 1.0, 0.0)
+        self._quiet = np.where(passed | standing, 0.0, self._quiet + 1.0)
         self._seen = passed | standing
 
     def _phase_view(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,7 +117,7 @@ class LoopActuated(FixedTime):
         bad = self.failed()[self._loop]
         ok = ~bad
         idle = np.full(n, np.inf)
-        np.minimum.at(idle, self._phase[ok], self._idle[self._loop[ok]])
+        np.minimum.at(idle, self._phase[ok], self._reader.idle[self._loop[ok]])  # steps of 1 s
         called = np.bincount(self._phase, weights=np.where(ok, self._seen[self._loop], True),
                              minlength=n) > 0
         split = np.bincount(self._phase, weights=self._broken()[self._loop], minlength=n) > 0

@@ -32,10 +32,7 @@ from signalopt.estimator_model import (
     EstimatorModel,
 )
 from signalopt.network import CompiledNetwork
-
-# a stop-line loop on an approach shorter than a car: no vehicle stops on it (SUMO queues
-# them before such a stub), so it cannot tell whether a queue stands
-MIN_LOOP_LINK_M = 5.0
+from sim.loop_reader import MIN_LOOP_LINK_M, LoopReader, phase_stop_loops
 
 
 class LoopQueues:
@@ -51,11 +48,10 @@ class LoopQueues:
         n = net.n_links
         used = sorted({*model.in_det.tolist(), *model.out_det.tolist(),
                        *model.lane_stop[model.lane_stop >= 0].tolist()})
-        self._ids = [net.det_ids[d] for d in used]
+        self.reader = LoopReader([net.det_ids[d] for d in used], step_s=step_s)
         self._pos = np.full(net.n_detectors, -1, dtype=np.int64)
         self._pos[used] = np.arange(len(used))
         self._used = np.array(used, dtype=np.int64)
-        self._flagged = np.zeros(len(used), dtype=bool)  # QA's verdict at the last scan
         self.base, self.delta = np.zeros(n), np.zeros(n)
         self._link, self._det, self._w = self._rows(np.zeros(model.row_lane.shape[0]))
         # approach lanes with a loop at each end (entry and stop line): counted lane by lane
@@ -99,8 +95,6 @@ class LoopQueues:
                       int(self._cell_travel[self._ends_seen].max(initial=0)))
         self._in_ring = np.zeros((deepest + 1, n))
         self._steps = 0
-        self._idle = np.full(len(used), np.inf)  # steps since a vehicle last left each loop
-        self._standing = np.zeros(len(used))  # vehicles on each loop now
 
     def _rows(self, row_share: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(link, detector position, weight): each passage adds ``weight`` to the link."""
@@ -135,10 +129,8 @@ class LoopQueues:
 
     def step(self, api: object) -> None:
         """Add the vehicles that left each loop in the last simulation step."""
-        e1 = api.inductionloop  # type: ignore[attr-defined]
-        data = [e1.getVehicleData(i) for i in self._ids]  # (id, length, entry, leave, type)
-        passed = np.array([sum(1 for v in d if v[3] >= 0) for d in data], dtype=np.float64)
-        self._standing = np.array([sum(1 for v in d if v[3] < 0) for d in data], dtype=np.float64)
+        self.reader.step(api)
+        passed = self.reader.passed
         moved = self._w * passed[self._det]
         n = self.base.shape[0]
         self.delta += np.bincount(self._link, weights=moved, minlength=n) + self._rate
@@ -149,7 +141,6 @@ class LoopQueues:
         self._steps += 1
         inflow = np.bincount(self._link, weights=np.maximum(moved, 0.0), minlength=n)
         self._in_ring[self._steps % depth] = self._in_ring[last % depth] + inflow
-        self._idle = np.where(passed > 0, 0.0, self._idle + 1.0)
         self._bound_by_stop_lines()
 
     def _bound_by_stop_lines(self) -> None:
@@ -160,9 +151,10 @@ class LoopQueues:
         if self._end_link.size == 0:
             return
         n = self.base.shape[0]
-        flagged = self._flagged[self._end_loop]
-        standing = (self._standing[self._end_loop] > 0) & ~flagged
-        busy = standing | (self._idle[self._end_loop] < self._gap_steps) | flagged
+        r = self.reader
+        flagged = r.flagged[self._end_loop]
+        standing = (r.standing[self._end_loop] > 0) & ~flagged
+        busy = standing | (r.idle[self._end_loop] < self._gap_steps) | flagged
         queued = np.bincount(self._end_link, weights=busy.astype(np.float64), minlength=n) > 0
         driving = np.where(self._guessed, self._rate * self._cell_travel,
                            self._counted_in(self._cell_travel))
@@ -175,7 +167,7 @@ class LoopQueues:
         """Take the engine's QA verdict (per network detector, 0 = healthy): a flagged loop
         no longer bounds its cell nor calls its phase (a silent one would never call, a stuck
         one always)."""
-        self._flagged = np.asarray(detector_flags)[self._used] != 0
+        self.reader.flagged = np.asarray(detector_flags)[self._used] != 0
 
     def _counted_in(self, lag: np.ndarray) -> np.ndarray:
         """Vehicles counted into each link during its last ``lag`` steps."""
@@ -204,28 +196,4 @@ class LoopQueues:
         and the vehicles standing on them (a call; inf for a phase without such loops, so
         that it is never passed over for want of one; NaN where QA flagged all of them)."""
         phase, det = phase_stop_loops(net, self._model)
-        loop = self._pos[det]
-        n = net.phase_duration.size
-        looped = np.bincount(phase, minlength=n) > 0
-
-        def view() -> tuple[np.ndarray, np.ndarray]:
-            idle = np.full(n, np.inf)
-            ok = ~self._flagged[loop]
-            np.minimum.at(idle, phase[ok], self._idle[loop[ok]] * self.step_s)
-            standing = np.bincount(phase[ok], weights=self._standing[loop[ok]], minlength=n)
-            working = np.bincount(phase[ok], minlength=n) > 0
-            return idle, np.where(looped, np.where(working, standing, np.nan), np.inf)
-
-        return view
-
-
-def phase_stop_loops(net: CompiledNetwork, model: EstimatorModel) -> tuple[np.ndarray, np.ndarray]:
-    """(phase, detector) pairs, sorted: the stop-line loops on the lanes each phase's green
-    serves (network indices)."""
-    pairs = sorted({(p, int(model.lane_stop[model.row_lane[r]]))
-                    for p in range(net.phase_duration.size)
-                    for r in np.nonzero(np.isin(model.row_mov, net.phase_mov[
-                        net.phase_mov_indptr[p]:net.phase_mov_indptr[p + 1]]))[0]
-                    if model.lane_stop[model.row_lane[r]] >= 0})
-    return (np.array([p for p, _ in pairs], dtype=np.int64),
-            np.array([d for _, d in pairs], dtype=np.int64))
+        return self.reader.phase_view(phase, self._pos[det], net.phase_duration.size)

@@ -8,6 +8,7 @@ from signalopt.estimate import estimator_model
 from signalopt.network import CompiledNetwork, LinkSpec, compile_network
 from sim.controllers import _seen_by_stop_lines, within_reach
 from sim.loop_queues import LoopQueues
+from sim.loop_reader import LoopReader
 from tests.conftest import build_t_junction
 
 
@@ -26,6 +27,19 @@ class _Loops:
 class _Api:
     def __init__(self, passed: dict[str, int], standing: dict[str, int] | None = None) -> None:
         self.inductionloop = _Loops(passed, standing)
+
+
+def test_the_loop_reader_counts_leaving_and_standing_and_times_the_gap() -> None:
+    """Each step: vehicles that left a loop, those standing on it, and the steps since one
+    last left it (inf before any has; 0 in the step one leaves)."""
+    r = LoopReader(["a", "b", "c"], step_s=1.0)
+    r.step(_Api({"a": 2}, {"a": 0, "b": 1, "c": 0}))
+    np.testing.assert_array_equal(r.passed, [2.0, 0.0, 0.0])
+    np.testing.assert_array_equal(r.standing, [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(r.idle, [0.0, np.inf, np.inf])
+    r.step(_Api({"b": 1}, {"a": 0, "b": 0, "c": 0}))
+    np.testing.assert_array_equal(r.idle, [1.0, 0.0, np.inf])
+    np.testing.assert_array_equal(r.positions(["c", "a"]), [2, 0])
 
 
 def test_counts_in_and_out_of_each_cell_since_the_scan(t_junction_net: CompiledNetwork) -> None:

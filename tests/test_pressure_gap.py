@@ -9,6 +9,7 @@ import pytest
 
 from signalopt.network import compile_network
 from sim.controllers import MaxPressure, SimContext
+from sim.loop_reader import LoopReader
 from tests.conftest import RecordingLights, build_t_junction
 
 
@@ -167,10 +168,21 @@ def test_a_camera_never_counts_fewer_than_the_stop_line_loop_in_its_view(
     ctx = SimContext(api=api, spec=spec, net=compile_network(spec), begin=0.0, interval_s=30.0)
     rule = MaxPressure(step_s=2.0, min_green=5.0)
     rule.loop_floor = floor
+    rule.stop_reader = LoopReader([d.id for d in spec.detectors if d.kind == "stopline"])
+    rule.stop_reader.step(api)  # the owner (signalopt) reads the loops every step
     rule.setup(ctx)
     if flagged:
         rule.zone_loop_flagged = np.array([d.link == "SJ" for d in rule.zones])
     np.testing.assert_allclose(rule._pressures(ctx), [0.0, 0.0, sj])
+
+
+def test_a_camera_loop_floor_without_a_loop_reader_is_refused() -> None:
+    spec = build_t_junction()
+    ctx = SimContext(api=_Api(), spec=spec, net=compile_network(spec), begin=0.0, interval_s=30.0)
+    rule = MaxPressure(step_s=2.0, min_green=5.0)
+    rule.loop_floor = True
+    with pytest.raises(ValueError, match="stop_reader"):
+        rule.setup(ctx)
 
 
 def test_the_gap_timer_runs_only_where_it_is_switched_on() -> None:
