@@ -467,6 +467,7 @@ class Signalopt(FixedTime):
             self._local.active = self._pressure_at
             if self._loopq is None and {"zone", "stopline"} <= kinds:  # the cameras' loop floor
                 self._stops = LoopReader([d.id for d in ctx.spec.detectors if d.kind == "stopline"])
+                self._stop_det = np.array([ctx.net.det_index[i] for i in self._stops.ids], dtype=np.int64)
                 self._local.stop_reader = self._stops
             if self._stops is not None:
                 # cameras and stop-line loops: a saturated junction (flow ratios summing to
@@ -527,6 +528,8 @@ class Signalopt(FixedTime):
             self._loopq.reset(result.estimate.link_vehicles, result.state.estimator.row_share)
             if self._stop_lines_only:  # QA's flags there come from each loop's own readings
                 self._loopq.set_flagged(result.estimate.detector_flags)
+        if self._stops is not None:  # the gap timer ignores a stop-line loop QA flagged
+            self._stops.flagged = result.estimate.detector_flags[self._stop_det] != 0
         if self._local is not None:  # local actuation inside the new plan's bounds
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur
