@@ -282,3 +282,35 @@ def test_broken_loops_in_closed_loop(small_grid: ScenarioSpec) -> None:
     assert (result.extra["scans"]["rejected"] == 0).all()
     assert result.extra["scans"]["flagged"].max() > 0
     assert again.metrics["mean_delay_s"] == result.metrics["mean_delay_s"]
+
+
+def test_the_camera_rule_s_gap_timer_takes_qa_s_verdict_on_stop_line_loops(small_grid: ScenarioSpec) -> None:
+    """Every detector kind, 30 % of them breaking: the stop-line loops signalopt's rule reads
+    each second (gap timer, camera floor) carry the last scan's QA flags. Every loop flagged
+    is one the harness broke, and a phase whose stop-line loops are all flagged shows no call
+    known (NaN), so only the camera pressure can call it."""
+    import numpy as np
+
+    from sim.controllers import Signalopt
+    from sim.detectors import DetectorLayout, instrumented_network
+    from sim.faults import pick_faults
+    from sim.loop_reader import phase_stop_loops
+
+    layout = DetectorLayout(failed=0.3)
+    ctrl = Signalopt()
+    run_simulation(small_grid, ctrl, layout=layout)
+    spec = instrumented_network(small_grid.net, layout)
+    broken = pick_faults([d.id for d in spec.detectors], 0.3, begin=small_grid.begin,
+                         duration=small_grid.duration, seed=small_grid.seed * 1000 + layout.fail_seed)
+    stops = ctrl._stops
+    assert stops is not None and stops.flagged.any()
+    assert set(np.array(stops.ids)[stops.flagged].tolist()) <= set(broken)
+    net = compile_network(spec)
+    phase, det = phase_stop_loops(net, estimator_model(net))
+    loop = stops.positions([net.det_ids[d] for d in det.tolist()])
+    n = net.phase_duration.size
+    all_flagged = (np.bincount(phase, weights=stops.flagged[loop], minlength=n)
+                   == np.bincount(phase, minlength=n)) & (np.bincount(phase, minlength=n) > 0)
+    _, calls = ctrl._local.phase_loops()
+    assert all_flagged.any()
+    np.testing.assert_array_equal(np.isnan(calls), all_flagged)
