@@ -118,6 +118,10 @@ def clearance_after(phases: list[Any], k: int) -> list[tuple[str, float]]:
     return out
 
 
+# how often a green held on the gap timer is looked at again (a field gap timer's resolution)
+GAP_TICK_S = 1.0
+
+
 class MaxPressure(FixedTime):
     """Classic max-pressure (Varaiya 2013) from camera-zone detector counts only.
 
@@ -325,9 +329,20 @@ class MaxPressure(FixedTime):
                 self._cur[i] = self._target[i]
                 tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
                 self._green_since[i] = t
-                self._next_decision[i] = t + self.min_g[base + self._cur[i]]
+                p = base + self._cur[i]
+                # a green on the gap timer runs the rule's minimum, then as long as its loops
+                # see cars cross; the plan's longer floor is for greens the pressure ends
+                # (stop-line loops only, seeds 45-46: RESCO sum 1137.0 -> 1043.6 s/veh)
+                floor = min(self.min_green, self.min_g[p]) if self._timed(i, p, loops) else self.min_g[p]
+                self._next_decision[i] = t + floor
                 continue
             self._decide(ctx, i, t, w, loops)
+
+    def _timed(self, i: int, p: int, loops: tuple[np.ndarray, np.ndarray] | None) -> bool:
+        """Whether phase ``p`` of intersection ``i`` runs on the gap timer now: the timer is on
+        there and the phase has stop-line loops QA has not flagged (a finite call)."""
+        return (loops is not None and (self.gap_at is None or bool(self.gap_at[i]))
+                and bool(np.isfinite(loops[1][p])))
 
     def _phase_pressure(self, ctx: SimContext, p: int, w: np.ndarray) -> float:
         net = ctx.net
@@ -341,11 +356,13 @@ class MaxPressure(FixedTime):
         inter, base, cur = self._inters[i], ctx.net.int_phase_indptr[i], self._cur[i]
         maxed = t - self._green_since[i] >= self.max_g[base + cur] - 1e-9
         gapped = False
-        # a green without stop-line loops (an infinite call) has no gap timer: pressure decides
-        timed = loops is not None and (self.gap_at is None or bool(self.gap_at[i]))
-        if timed and not maxed and np.isfinite(loops[1][base + cur]):
-            if loops[0][base + cur] < self.gap_s:
-                self._next_decision[i] = t + self.step_s
+        # a green without working stop-line loops (an infinite or unknown call) has no gap
+        # timer: pressure decides
+        if not maxed and self._timed(i, base + cur, loops):
+            if loops[0][base + cur] < self.gap_s:  # type: ignore[index]
+                # a gap timer counts seconds: looked at every step_s, a 3 s gap ran 3-5 s
+                # (seeds 45-46, every detector: RESCO sum 821.7 -> 812.1 s/veh)
+                self._next_decision[i] = t + GAP_TICK_S
                 return
             gapped = True
         p_cur = -np.inf if maxed else self._phase_pressure(ctx, base + cur, w) + self.margin

@@ -44,6 +44,32 @@ def test_a_green_runs_while_its_stop_line_loops_see_vehicles_cross(idle_s: float
     assert ctx.api.trafficlight.states[-1] == ("yyr" if switches else "GGr")
 
 
+def test_a_held_green_is_looked_at_again_each_second() -> None:
+    """A gap timer counts seconds: a green held because a car crossed 1 s ago is looked at
+    again 1 s later, not after the rule's 2 s step (which stretched a 3 s gap to 3-5 s)."""
+    rule, ctx = _controller(gap_s=3.0)
+    rule._decide(ctx, 0, 10.0, SJ_WAITS, (np.array([1.0, np.inf, 0.0, np.inf]), CALLS))
+    assert rule._target[0] == 0
+    assert rule._next_decision[0] == 11.0
+
+
+@pytest.mark.parametrize(("calls", "first_decision"), [(CALLS, 105.0),
+                                                       (np.array([1.0, np.inf, np.nan, np.inf]), 120.0)])
+def test_a_green_on_the_gap_timer_starts_with_the_minimum_green_not_the_plan_s_floor(
+        calls: np.ndarray, first_decision: float) -> None:
+    """SJ's green starts at t = 100 under a plan whose floor for it is 20 s. On the gap timer
+    it runs the rule's 5 s minimum, then as long as its loops see cars cross; with its loop
+    flagged (no call known: NaN) the pressure ends it, and the plan's floor stands."""
+    rule, ctx = _controller(gap_s=3.0)
+    ctx.api.lanearea = _Reading({})
+    rule.min_g[2] = 20.0
+    rule.phase_loops = lambda: (np.full(4, np.inf), calls)
+    rule._target[0], rule._next_decision[0] = 2, 100.0  # SJ's clearance has just ended
+    rule.on_step(ctx, 100.0)
+    assert rule._cur[0] == 2 and ctx.api.trafficlight.states[-1] == "rrG"
+    assert rule._next_decision[0] == first_decision
+
+
 def test_a_gapped_out_green_stays_when_no_other_phase_has_a_call() -> None:
     """Phase 0 has gapped out, but no vehicle stands on SJ's stop-line loop: the green stays."""
     rule, ctx = _controller(gap_s=3.0)
