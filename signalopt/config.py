@@ -264,7 +264,10 @@ class OptimizerParams(_Params):
                     " highest-pressure phase with a vehicle standing on its stop-line loops"
                     " (0 = the counted pressure alone)")
     act_min_frac: float = Field(default=0.5, ge=0, le=1,
-                                description="min_dur = max(min green, frac x green)")
+                                description="min_dur = max(min green, frac x green): the floor"
+                                            " of a green the pressure ends (one the SUMO"
+                                            " controller holds on the stop-line gap timer ends"
+                                            " when its loops gap out, from the minimum green on)")
     act_max_frac: float = Field(default=2.0, ge=1, description="max_dur = frac x green")
     act_min_sat_y: float = Field(default=0.7, ge=0,
                                  description="the min_dur floor applies where the flow ratios"
