@@ -169,6 +169,12 @@ class MaxPressure(FixedTime):
         self.stop_reader: LoopReader | None = None
         # with ``phase_loops``, the intersections whose greens run on the gap timer (None: all)
         self.gap_at: np.ndarray | None = None
+        # a green on the gap timer runs only the rule's minimum, then as long as its loops see
+        # cars cross: the plan's longer floor is for greens the pressure ends. Set where the
+        # timer runs everywhere (no cameras; stop-line loops alone, seeds 45-46: RESCO sum
+        # 1137.0 -> 1043.6 s/veh). With cameras the floor stays: without it Cologne3 seed 44
+        # jammed (21.5 -> 50.5 s/veh, 11 teleports)
+        self.timed_min_green = False
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
@@ -330,10 +336,8 @@ class MaxPressure(FixedTime):
                 tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
                 self._green_since[i] = t
                 p = base + self._cur[i]
-                # a green on the gap timer runs the rule's minimum, then as long as its loops
-                # see cars cross; the plan's longer floor is for greens the pressure ends
-                # (stop-line loops only, seeds 45-46: RESCO sum 1137.0 -> 1043.6 s/veh)
-                floor = min(self.min_green, self.min_g[p]) if self._timed(i, p, loops) else self.min_g[p]
+                timed = self.timed_min_green and self._timed(i, p, loops)
+                floor = min(self.min_green, self.min_g[p]) if timed else self.min_g[p]
                 self._next_decision[i] = t + floor
                 continue
             self._decide(ctx, i, t, w, loops)
@@ -481,6 +485,7 @@ class Signalopt(FixedTime):
                 self._local.lane_source = self._loopq.lane_vehicles
                 self._local.lane_rows = (m.row_lane, m.row_mov, 1.0 / per_lane[m.row_lane])
                 self._local.phase_loops = self._loopq.phase_loops(ctx.net)
+                self._local.timed_min_green = True
             self._local.active = self._pressure_at
             if self._loopq is None and {"zone", "stopline"} <= kinds:  # the cameras' loop floor
                 self._stops = LoopReader([d.id for d in ctx.spec.detectors if d.kind == "stopline"])

@@ -53,15 +53,18 @@ def test_a_held_green_is_looked_at_again_each_second() -> None:
     assert rule._next_decision[0] == 11.0
 
 
-@pytest.mark.parametrize(("calls", "first_decision"), [(CALLS, 105.0),
-                                                       (np.array([1.0, np.inf, np.nan, np.inf]), 120.0)])
+@pytest.mark.parametrize(("calls", "timed_min_green", "first_decision"), [
+    (CALLS, True, 105.0), (np.array([1.0, np.inf, np.nan, np.inf]), True, 120.0),
+    (CALLS, False, 120.0)])
 def test_a_green_on_the_gap_timer_starts_with_the_minimum_green_not_the_plan_s_floor(
-        calls: np.ndarray, first_decision: float) -> None:
+        calls: np.ndarray, timed_min_green: bool, first_decision: float) -> None:
     """SJ's green starts at t = 100 under a plan whose floor for it is 20 s. On the gap timer
-    it runs the rule's 5 s minimum, then as long as its loops see cars cross; with its loop
-    flagged (no call known: NaN) the pressure ends it, and the plan's floor stands."""
+    of a site without cameras (``timed_min_green``) it runs the rule's 5 s minimum, then as
+    long as its loops see cars cross; with its loop flagged (no call known: NaN) the pressure
+    ends it, and the plan's floor stands, as it does with cameras."""
     rule, ctx = _controller(gap_s=3.0)
     ctx.api.lanearea = _Reading({})
+    rule.timed_min_green = timed_min_green
     rule.min_g[2] = 20.0
     rule.phase_loops = lambda: (np.full(4, np.inf), calls)
     rule._target[0], rule._next_decision[0] = 2, 100.0  # SJ's clearance has just ended
