@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 
 from scenarios.demand import write_routes
@@ -13,6 +14,10 @@ from scenarios.registry import ScenarioSpec
 from signalopt.estimate import OUT_FREE, estimator_model
 from signalopt.io.sumo_net import read_sumo_net
 from signalopt.network import compile_network
+from sim.controllers import Signalopt
+from sim.detectors import DetectorLayout, instrumented_network
+from sim.faults import pick_faults
+from sim.loop_reader import phase_stop_loops
 from sim.runner import run_simulation
 
 pytestmark = [pytest.mark.sumo]
@@ -289,13 +294,6 @@ def test_the_camera_rule_s_gap_timer_takes_qa_s_verdict_on_stop_line_loops(small
     each second (gap timer, camera floor) carry the last scan's QA flags. Every loop flagged
     is one the harness broke, and a phase whose stop-line loops are all flagged shows no call
     known (NaN), so only the camera pressure can call it."""
-    import numpy as np
-
-    from sim.controllers import Signalopt
-    from sim.detectors import DetectorLayout, instrumented_network
-    from sim.faults import pick_faults
-    from sim.loop_reader import phase_stop_loops
-
     layout = DetectorLayout(failed=0.3)
     ctrl = Signalopt()
     run_simulation(small_grid, ctrl, layout=layout)
