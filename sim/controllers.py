@@ -487,28 +487,32 @@ class Signalopt(FixedTime):
                 self._local.phase_loops = self._loopq.phase_loops(ctx.net)
                 self._local.timed_min_green = True
             self._local.active = self._pressure_at
-            if self._loopq is None and {"zone", "stopline"} <= kinds:  # the cameras' loop floor
-                self._stops = LoopReader([d.id for d in ctx.spec.detectors if d.kind == "stopline"])
-                self._stop_det = np.array([ctx.net.det_index[i] for i in self._stops.ids], dtype=np.int64)
-                self._local.stop_reader = self._stops
-            if self._stops is not None:
-                # cameras and stop-line loops: a saturated junction (flow ratios summing to
-                # ``gap_sat_y``, set each scan) holds a green while its stop-line loops see
-                # cars cross, then hands it to the highest-pressure phase with a call. Holding
-                # a discharging green pays near capacity (arterial4x4, seeds 45-46: 695.0 ->
-                # 629.1 s/veh) and costs where short, frequent switches win (everywhere:
-                # grid4x4 19.5 -> 33.2, pilot128 57.6 -> 78.1)
-                phase, det = phase_stop_loops(ctx.net, self._state.model)
-                loop = self._stops.positions([ctx.net.det_ids[d] for d in det.tolist()])
-                self._local.gap_s = opt.loop_gap_s
-                self._local.phase_loops = self._stops.phase_view(phase, loop, ctx.net.phase_duration.size)
-                self._local.gap_at = np.zeros(ctx.net.n_intersections, dtype=bool)
+            if self._loopq is None and {"zone", "stopline"} <= kinds:
+                self._stops = self._stop_line_timer(ctx, self._local, opt.loop_gap_s)
             self._local.setup(ctx)
             base = ctx.net.phase_duration
             self._local.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
         if self._local is None or self._pressure_at is not None:
             self._applier = PlanApplier(ctx.api, ctx.net, actuated=local != "fixed",
                                         min_green=opt.min_green_s)
+
+    def _stop_line_timer(self, ctx: SimContext, rule: MaxPressure, gap_s: float) -> LoopReader:
+        """With cameras and stop-line loops: a reader of the stop-line loops, for the cameras'
+        loop floor and the gap timer. A saturated junction (flow ratios summing to
+        ``gap_sat_y``, set each scan) holds a green while its stop-line loops see cars cross,
+        then hands it to the highest-pressure phase with a call. Holding a discharging green
+        pays near capacity (arterial4x4, seeds 45-46: 695.0 -> 629.1 s/veh) and costs where
+        short, frequent switches win (everywhere: grid4x4 19.5 -> 33.2, pilot128 57.6 -> 78.1)."""
+        net = ctx.net
+        stops = LoopReader([d.id for d in ctx.spec.detectors if d.kind == "stopline"])
+        self._stop_det = np.array([net.det_index[i] for i in stops.ids], dtype=np.int64)
+        phase, det = phase_stop_loops(net, self._state.model)
+        loop = stops.positions([net.det_ids[d] for d in det.tolist()])
+        rule.stop_reader = stops
+        rule.gap_s = gap_s
+        rule.phase_loops = stops.phase_view(phase, loop, net.phase_duration.size)
+        rule.gap_at = np.zeros(net.n_intersections, dtype=bool)
+        return stops
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
         # the same rows a field system would send, kept as arrays in the network's detector order
