@@ -169,14 +169,12 @@ class MaxPressure(FixedTime):
         self.stop_reader: LoopReader | None = None
         # with ``phase_loops``, the intersections whose greens run on the gap timer (None: all)
         self.gap_at: np.ndarray | None = None
-        # where the gap timer runs everywhere (no cameras), it runs as a field controller's:
-        # a held green is looked at again each second (every step_s stretched a 3 s gap to
-        # 3-5 s), and a green runs only the rule's minimum, then as long as its loops see cars
-        # cross (the plan's longer floor is for greens the pressure ends). Stop-line loops
-        # alone, seeds 45-46, RESCO sum: 1161.1 -> 1137.0 (each second) -> 1043.6 s/veh (and
-        # the minimum green). With cameras, at saturated junctions only, neither: each second
-        # took Cologne3 seed 42 from 21.2 to 28.5, the minimum green seed 44 from 21.5 to 50.5
-        self.field_gap_timer = False
+        # where the gap timer runs everywhere (no cameras), a green on it runs only the rule's
+        # minimum, then as long as its loops see cars cross: the plan's longer floor is for
+        # greens the pressure ends (stop-line loops alone, seeds 45-46, RESCO sum 1137.0 ->
+        # 1043.6 s/veh). With cameras, at saturated junctions only, the floor stays: without
+        # it Cologne3 seed 44 jammed (21.5 -> 50.5 s/veh, 11 teleports)
+        self.timed_min_green = False
 
     def setup(self, ctx: SimContext) -> None:
         net = ctx.net
@@ -338,7 +336,7 @@ class MaxPressure(FixedTime):
                 tl.setRedYellowGreenState(inter.id, inter.phases[self._cur[i]].state)
                 self._green_since[i] = t
                 p = base + self._cur[i]
-                timed = self.field_gap_timer and self._timed(i, p, loops)
+                timed = self.timed_min_green and self._timed(i, p, loops)
                 floor = min(self.min_green, self.min_g[p]) if timed else self.min_g[p]
                 self._next_decision[i] = t + floor
                 continue
@@ -366,7 +364,10 @@ class MaxPressure(FixedTime):
         # timer: pressure decides
         if not maxed and self._timed(i, base + cur, loops):
             if loops[0][base + cur] < self.gap_s:  # type: ignore[index]
-                self._next_decision[i] = t + (GAP_TICK_S if self.field_gap_timer else self.step_s)
+                # a gap timer counts seconds: looked at every step_s, a 3 s gap ran 3-5 s
+                # (RESCO seeds 45-46, stop-line loops: sum 1161.1 -> 1137.0 s/veh; every
+                # detector, seeds 47-66: arterial4x4 -1.0 / -2.5 %, the rest within +-3 %)
+                self._next_decision[i] = t + GAP_TICK_S
                 return
             gapped = True
         p_cur = -np.inf if maxed else self._phase_pressure(ctx, base + cur, w) + self.margin
@@ -485,7 +486,7 @@ class Signalopt(FixedTime):
                 self._local.lane_source = self._loopq.lane_vehicles
                 self._local.lane_rows = (m.row_lane, m.row_mov, 1.0 / per_lane[m.row_lane])
                 self._local.phase_loops = self._loopq.phase_loops(ctx.net)
-                self._local.field_gap_timer = True
+                self._local.timed_min_green = True
             self._local.active = self._pressure_at
             if self._loopq is None and {"zone", "stopline"} <= kinds:
                 self._stops = self._stop_line_timer(ctx, self._local, opt.loop_gap_s)

@@ -44,17 +44,13 @@ def test_a_green_runs_while_its_stop_line_loops_see_vehicles_cross(idle_s: float
     assert ctx.api.trafficlight.states[-1] == ("yyr" if switches else "GGr")
 
 
-@pytest.mark.parametrize(("field", "next_look"), [(True, 11.0), (False, 12.0)])
-def test_a_held_green_is_looked_at_again_each_second_without_cameras(field: bool,
-                                                                     next_look: float) -> None:
-    """A field gap timer counts seconds: a green held because a car crossed 1 s ago is
-    looked at again 1 s later, not after the rule's 2 s step (which stretched a 3 s gap to
-    3-5 s). With cameras (timer at saturated junctions only) the rule's step stays."""
+def test_a_held_green_is_looked_at_again_each_second() -> None:
+    """A gap timer counts seconds: a green held because a car crossed 1 s ago is looked at
+    again 1 s later, not after the rule's 2 s step (which stretched a 3 s gap to 3-5 s)."""
     rule, ctx = _controller(gap_s=3.0)
-    rule.field_gap_timer = field
     rule._decide(ctx, 0, 10.0, SJ_WAITS, (np.array([1.0, np.inf, 0.0, np.inf]), CALLS))
     assert rule._target[0] == 0
-    assert rule._next_decision[0] == next_look
+    assert rule._next_decision[0] == 11.0
 
 
 @pytest.mark.parametrize(("calls", "field", "first_decision"), [
@@ -63,12 +59,12 @@ def test_a_held_green_is_looked_at_again_each_second_without_cameras(field: bool
 def test_a_green_on_the_gap_timer_starts_with_the_minimum_green_not_the_plan_s_floor(
         calls: np.ndarray, field: bool, first_decision: float) -> None:
     """SJ's green starts at t = 100 under a plan whose floor for it is 20 s. On the gap timer
-    of a site without cameras (``field_gap_timer``) it runs the rule's 5 s minimum, then as
+    of a site without cameras (``timed_min_green``) it runs the rule's 5 s minimum, then as
     long as its loops see cars cross; with its loop flagged (no call known: NaN) the pressure
     ends it, and the plan's floor stands, as it does with cameras."""
     rule, ctx = _controller(gap_s=3.0)
     ctx.api.lanearea = _Reading({})
-    rule.field_gap_timer = field
+    rule.timed_min_green = field
     rule.min_g[2] = 20.0
     rule.phase_loops = lambda: (np.full(4, np.inf), calls)
     rule._target[0], rule._next_decision[0] = 2, 100.0  # SJ's clearance has just ended
