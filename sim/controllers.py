@@ -246,7 +246,7 @@ class MaxPressure(FixedTime):
             if self.stop_reader is None:
                 raise ValueError("a camera's loop floor reads its stop-line loop through "
                                  "stop_reader, and none was given")
-            at[has] = self.stop_reader.positions([net.det_ids[d] for d in loops[has].tolist()])
+            at[has] = self.stop_reader.positions(loops[has])
         return at
 
     def _pressures(self, ctx: SimContext) -> np.ndarray:
@@ -505,10 +505,9 @@ class Signalopt(FixedTime):
         pays near capacity (arterial4x4, seeds 45-46: 695.0 -> 629.1 s/veh) and costs where
         short, frequent switches win (everywhere: grid4x4 19.5 -> 33.2, pilot128 57.6 -> 78.1)."""
         net = ctx.net
-        stops = LoopReader([d.id for d in ctx.spec.detectors if d.kind == "stopline"])
-        self._stop_det = np.array([net.det_index[i] for i in stops.ids], dtype=np.int64)
+        stops = LoopReader(net, [net.det_index[d.id] for d in ctx.spec.detectors if d.kind == "stopline"])
         phase, det = phase_stop_loops(net, self._state.model)
-        loop = stops.positions([net.det_ids[d] for d in det.tolist()])
+        loop = stops.positions(det)
         rule.stop_reader = stops
         rule.gap_s = gap_s
         rule.phase_loops = stops.phase_view(phase, loop, net.phase_duration.size)
@@ -556,7 +555,7 @@ class Signalopt(FixedTime):
             if self._stop_lines_only:  # QA's flags there come from each loop's own readings
                 self._loopq.set_flagged(result.estimate.detector_flags)
         if self._stops is not None:  # the gap timer ignores a stop-line loop QA flagged
-            self._stops.flagged = result.estimate.detector_flags[self._stop_det] != 0
+            self._stops.set_flagged(result.estimate.detector_flags)
         if self._local is not None:  # local actuation inside the new plan's bounds
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur

@@ -52,9 +52,8 @@ class LoopActuated(FixedTime):
         net = ctx.net
         self._phase, det = phase_stop_loops(net, estimator_model(net))
         used = np.unique(det)
-        self._reader = LoopReader([net.det_ids[d] for d in used.tolist()])
-        self._loop = np.searchsorted(used, det)  # per (phase, loop) pair, the loop's position
-        self._det_pos = {int(d): k for k, d in enumerate(used.tolist())}
+        self._reader = LoopReader(net, used)
+        self._loop = self._reader.positions(det)  # per (phase, loop) pair, the loop's position
         n_loops, n_phases = used.size, net.phase_duration.size
         self._has_loops = np.bincount(self._phase, minlength=n_phases) > 0
         stub = np.asarray(net.link_length, dtype=np.float64)[net.det_link[det]] < MIN_LOOP_LINK_M
@@ -89,7 +88,7 @@ class LoopActuated(FixedTime):
 
     def on_counts(self, ctx: SimContext, counts: dict[str, Any], t: float) -> None:
         if self._order is None:  # rows of the interval record that are our loops, and which
-            pos = np.array([self._det_pos.get(ctx.net.det_index[d], -1) for d in counts["detector_id"]])
+            pos = self._reader.positions(np.array([ctx.net.det_index[d] for d in counts["detector_id"]]))
             self._rows = np.flatnonzero(pos >= 0)
             self._order = pos[self._rows]
         self._no_data[self._order] = np.isnan(np.asarray(counts["count"], dtype=np.float64)[self._rows])

@@ -48,10 +48,7 @@ class LoopQueues:
         n = net.n_links
         used = sorted({*model.in_det.tolist(), *model.out_det.tolist(),
                        *model.lane_stop[model.lane_stop >= 0].tolist()})
-        self.reader = LoopReader([net.det_ids[d] for d in used], step_s=step_s)
-        self._pos = np.full(net.n_detectors, -1, dtype=np.int64)
-        self._pos[used] = np.arange(len(used))
-        self._used = np.array(used, dtype=np.int64)
+        self.reader = LoopReader(net, used, step_s=step_s)
         self.base, self.delta = np.zeros(n), np.zeros(n)
         self._link, self._det, self._w = self._rows(np.zeros(model.row_lane.shape[0]))
         # approach lanes with a loop at each end (entry and stop line): counted lane by lane
@@ -62,8 +59,8 @@ class LoopQueues:
         both = [(k, e, s) for k, e, s in lanes if e >= 0 and s >= 0]
         self.lane_counted = np.zeros(model.lane_link.shape[0], dtype=bool)
         self.lane_counted[[k for k, _, _ in both]] = True
-        self._lane_in = np.array([self._pos[e] for _, e, _ in both], dtype=np.int64)
-        self._lane_out = np.array([self._pos[s] for _, _, s in both], dtype=np.int64)
+        self._lane_in = self.reader.positions(np.array([e for _, e, _ in both], dtype=np.int64))
+        self._lane_out = self.reader.positions(np.array([s for _, _, s in both], dtype=np.int64))
         self._lane_k = np.array([k for k, _, _ in both], dtype=np.int64)
         self.lane_delta = np.zeros(model.lane_link.shape[0])
         # a free exit: the steps a vehicle counted in needs at the speed limit to reach its end
@@ -81,7 +78,7 @@ class LoopQueues:
         # cells ending at stop-line loops that see a queue stand (see MIN_LOOP_LINK_M): their
         # loops, and the steps a vehicle needs to drive through the cell
         length = np.asarray(net.link_length, dtype=np.float64)
-        ends = [(k, int(self._pos[d])) for k in np.nonzero(model.out_kind == OUT_STOPLINE)[0].tolist()
+        ends = [(k, int(self.reader.positions(d))) for k in np.nonzero(model.out_kind == OUT_STOPLINE)[0].tolist()
                 for d in model.out_det[model.out_indptr[k]:model.out_indptr[k + 1]].tolist()
                 if length[net.det_link[d]] >= MIN_LOOP_LINK_M]
         self._end_link = np.array([k for k, _ in ends], dtype=np.int64)
@@ -113,7 +110,7 @@ class LoopQueues:
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0)
         link, det, w = zip(*rows, strict=True)
-        return (np.array(link, dtype=np.int64), self._pos[np.array(det, dtype=np.int64)],
+        return (np.array(link, dtype=np.int64), self.reader.positions(np.array(det, dtype=np.int64)),
                 np.array(w, dtype=np.float64))
 
     def reset(self, link_vehicles: np.ndarray, row_share: np.ndarray) -> None:
@@ -167,7 +164,7 @@ class LoopQueues:
         """Take the engine's QA verdict (per network detector, 0 = healthy): a flagged loop
         no longer bounds its cell nor calls its phase (a silent one would never call, a stuck
         one always)."""
-        self.reader.flagged = np.asarray(detector_flags)[self._used] != 0
+        self.reader.set_flagged(detector_flags)
 
     def _counted_in(self, lag: np.ndarray) -> np.ndarray:
         """Vehicles counted into each link during its last ``lag`` steps."""
@@ -196,4 +193,4 @@ class LoopQueues:
         and the vehicles standing on them (a call; inf for a phase without such loops, so
         that it is never passed over for want of one; NaN where QA flagged all of them)."""
         phase, det = phase_stop_loops(net, self._model)
-        return self.reader.phase_view(phase, self._pos[det], net.phase_duration.size)
+        return self.reader.phase_view(phase, self.reader.positions(det), net.phase_duration.size)

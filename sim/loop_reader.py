@@ -23,22 +23,29 @@ MIN_LOOP_LINK_M = 5.0
 
 
 class LoopReader:
-    """Per loop of ``ids``, after each ``step``: ``passed`` (vehicles that left it in the
-    step), ``standing`` (vehicles on it at the step's end) and ``idle`` (steps since a vehicle
-    last left it; inf before any has). ``flagged`` holds the engine's QA verdict per loop,
-    which readers of the gap timer honour (``phase_view``)."""
+    """Per loop of ``det`` (network detector indices), after each ``step``: ``passed``
+    (vehicles that left it in the step), ``standing`` (vehicles on it at the step's end) and
+    ``idle`` (steps since a vehicle last left it; inf before any has). ``flagged`` holds the
+    engine's QA verdict per loop (``set_flagged``), which readers of the gap timer honour
+    (``phase_view``)."""
 
-    def __init__(self, ids: Sequence[str], *, step_s: float = 1.0) -> None:
-        self.ids, self.step_s = list(ids), step_s
-        n = len(self.ids)
+    def __init__(self, net: CompiledNetwork, det: Sequence[int], *, step_s: float = 1.0) -> None:
+        self.det = np.asarray(det, dtype=np.int64)
+        self.ids, self.step_s = [net.det_ids[d] for d in self.det.tolist()], step_s
+        n = self.det.shape[0]
+        self._pos = np.full(net.n_detectors, -1, dtype=np.int64)
+        self._pos[self.det] = np.arange(n)
         self.passed, self.standing = np.zeros(n), np.zeros(n)
         self.idle = np.full(n, np.inf)
         self.flagged = np.zeros(n, dtype=bool)
 
-    def positions(self, ids: Sequence[str]) -> np.ndarray:
-        """Where each of ``ids`` sits in this reader's arrays."""
-        at = {d: k for k, d in enumerate(self.ids)}
-        return np.array([at[d] for d in ids], dtype=np.int64)
+    def positions(self, det: np.ndarray) -> np.ndarray:
+        """Where each network detector of ``det`` sits in this reader's arrays (-1: not read)."""
+        return self._pos[np.asarray(det, dtype=np.int64)]
+
+    def set_flagged(self, detector_flags: np.ndarray) -> None:
+        """Take the engine's QA verdict (per network detector, 0 = healthy)."""
+        self.flagged = np.asarray(detector_flags)[self.det] != 0
 
     def step(self, api: Any) -> None:
         """Read every loop once (TraCI ``getVehicleData``: id, length, entry, leave, type;

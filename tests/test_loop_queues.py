@@ -29,17 +29,25 @@ class _Api:
         self.inductionloop = _Loops(passed, standing)
 
 
-def test_the_loop_reader_counts_leaving_and_standing_and_times_the_gap() -> None:
+def test_the_loop_reader_counts_leaving_and_standing_and_times_the_gap(
+        t_junction_net: CompiledNetwork) -> None:
     """Each step: vehicles that left a loop, those standing on it, and the steps since one
-    last left it (inf before any has; 0 in the step one leaves)."""
-    r = LoopReader(["a", "b", "c"], step_s=1.0)
-    r.step(_Api({"a": 2}, {"a": 0, "b": 1, "c": 0}))
+    last left it (inf before any has; 0 in the step one leaves). Loops are addressed by
+    network index; QA's flags are taken per network detector."""
+    net = t_junction_net
+    a, b, c = (net.det_index[i] for i in ("WJ_0_stop", "WJ_1_stop", "SJ_0_stop"))
+    r = LoopReader(net, [a, b, c], step_s=1.0)
+    r.step(_Api({"WJ_0_stop": 2}, {"WJ_0_stop": 0, "WJ_1_stop": 1, "SJ_0_stop": 0}))
     np.testing.assert_array_equal(r.passed, [2.0, 0.0, 0.0])
     np.testing.assert_array_equal(r.standing, [0.0, 1.0, 0.0])
     np.testing.assert_array_equal(r.idle, [0.0, np.inf, np.inf])
-    r.step(_Api({"b": 1}, {"a": 0, "b": 0, "c": 0}))
+    r.step(_Api({"WJ_1_stop": 1}, {"WJ_0_stop": 0, "WJ_1_stop": 0, "SJ_0_stop": 0}))
     np.testing.assert_array_equal(r.idle, [1.0, 0.0, np.inf])
-    np.testing.assert_array_equal(r.positions(["c", "a"]), [2, 0])
+    np.testing.assert_array_equal(r.positions(np.array([c, a, net.det_index["SJ_0_in"]])), [2, 0, -1])
+    flags = np.zeros(net.n_detectors, dtype=np.int64)
+    flags[c] = 1
+    r.set_flagged(flags)
+    np.testing.assert_array_equal(r.flagged, [False, False, True])
 
 
 def test_counts_in_and_out_of_each_cell_since_the_scan(t_junction_net: CompiledNetwork) -> None:

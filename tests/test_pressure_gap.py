@@ -197,7 +197,8 @@ def test_a_camera_never_counts_fewer_than_the_stop_line_loop_in_its_view(
     ctx = SimContext(api=api, spec=spec, net=compile_network(spec), begin=0.0, interval_s=30.0)
     rule = MaxPressure(step_s=2.0, min_green=5.0)
     rule.loop_floor = floor
-    rule.stop_reader = LoopReader([d.id for d in spec.detectors if d.kind == "stopline"])
+    net = ctx.net
+    rule.stop_reader = LoopReader(net, [net.det_index[d.id] for d in spec.detectors if d.kind == "stopline"])
     rule.stop_reader.step(api)  # the owner (signalopt) reads the loops every step
     rule.setup(ctx)
     if flagged:

@@ -305,7 +305,7 @@ def test_the_camera_rule_s_gap_timer_takes_qa_s_verdict_on_stop_line_loops(small
     assert set(np.array(stops.ids)[stops.flagged].tolist()) <= set(broken)
     net = compile_network(spec)
     phase, det = phase_stop_loops(net, estimator_model(net))
-    loop = stops.positions([net.det_ids[d] for d in det.tolist()])
+    loop = stops.positions(det)
     n = net.phase_duration.size
     all_flagged = (np.bincount(phase, weights=stops.flagged[loop], minlength=n)
                    == np.bincount(phase, minlength=n)) & (np.bincount(phase, minlength=n) > 0)
