@@ -17,6 +17,7 @@ import pandas as pd
 
 from signalopt.detectors import detector_model
 from signalopt.network import CompiledNetwork, NetworkSpec
+from signalopt.optimize.splits import intersection_y
 from sim.loop_queues import LoopQueues
 from sim.loop_reader import MIN_LOOP_LINK_M, LoopReader, phase_stop_loops
 
@@ -560,8 +561,7 @@ class Signalopt(FixedTime):
             self._local.min_g = result.plan.min_dur
             self._local.max_g = result.plan.max_dur
             if self._local.gap_at is not None:  # near capacity by the new plan's flow ratios
-                net, y = ctx.net, result.state.optimizer.plan.phase_y
-                y_sum = np.add.reduceat(np.where(net.phase_is_green, y, 0.0), net.int_phase_indptr[:-1])
+                y_sum = intersection_y(ctx.net, result.state.optimizer.plan.phase_y)
                 self._local.gap_at = y_sum >= self.gap_sat_y
             if self._local.zones:  # a camera QA flagged reads the scan's estimate instead
                 local = self._local

@@ -19,6 +19,7 @@ from signalopt.optimize.offsets import Corridors, coordinate_offsets, corridor_g
 from signalopt.optimize.smoothing import limit_change
 from signalopt.optimize.splits import (
     green_splits,
+    intersection_y,
     lane_of_triple,
     phase_flow_ratios,
     round_greens,
@@ -102,8 +103,7 @@ def optimize(
         offsets = np.zeros_like(cycles)
     # 6. bounds for local actuation inside the plan
     local = params.local_control != "fixed"
-    y_sum = np.add.reduceat(np.where(net.phase_is_green, y, 0.0), net.int_phase_indptr[:-1]) \
-        if cycles.size else cycles
+    y_sum = intersection_y(net, y)
     lo, hi = actuation_bounds(net, durations, min_green=min_green,
                               min_frac=params.act_min_frac if local else 1.0,
                               max_frac=params.act_max_frac if local else 1.0,

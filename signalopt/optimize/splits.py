@@ -50,6 +50,14 @@ def _phase_flow_ratios(mov_flow, mov_lanes, triple_mov, triple_lane, phase_mov_i
     return phase_y
 
 
+def intersection_y(net: CompiledNetwork, phase_y: np.ndarray) -> np.ndarray:
+    """Per intersection, the sum of its green phases' critical flow ratios: how near capacity
+    it runs (1 = saturated)."""
+    if net.n_intersections == 0:
+        return np.zeros(0)
+    return np.add.reduceat(np.where(net.phase_is_green, phase_y, 0.0), net.int_phase_indptr[:-1])
+
+
 def webster_cycles(
     net: CompiledNetwork, phase_y: np.ndarray, *, startup_loss_s: float, min_cycle: float,
     max_cycle: float, max_y: float,
