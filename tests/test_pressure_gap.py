@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from signalopt.network import compile_network
-from sim.controllers import MaxPressure, SimContext
+from signalopt.network import IntersectionSpec, PhaseSpec, compile_network
+from sim.controllers import MaxPressure, SimContext, permissive_share
 from sim.loop_reader import LoopReader
 from tests.conftest import RecordingLights, build_t_junction
 
@@ -224,3 +224,17 @@ def test_the_gap_timer_runs_only_where_it_is_switched_on() -> None:
         rule.gap_at = np.array([on])
         rule._decide(ctx, 0, 10.0, SJ_WAITS, (np.array([1.0, np.inf, 0.0, np.inf]), CALLS))
         assert (rule._target[0] == 2) is switches
+
+
+def test_the_permissive_share_counts_the_yielding_signals_of_green_phases() -> None:
+    """Green phases only (a yellow's ``g``s are clearance), each signal they give counted: 1 of
+    the 4 given is permissive. A program without a green gives none."""
+    def phase(state: str) -> PhaseSpec:
+        return PhaseSpec(state=state, duration=10.0, min_dur=10.0, max_dur=10.0)
+
+    inters = [
+        IntersectionSpec(id="a", phases=(phase("GGgr"), phase("yygr"), phase("rrrG"))),
+        IntersectionSpec(id="b", phases=(phase("gggg"), phase("yyyy"))),
+        IntersectionSpec(id="c", phases=(phase("rrrr"),)),
+    ]
+    np.testing.assert_allclose(permissive_share(inters), [0.25, 1.0, 0.0])

@@ -14,7 +14,7 @@ from scenarios.registry import ScenarioSpec
 from signalopt.estimate import OUT_FREE, estimator_model
 from signalopt.io.sumo_net import read_sumo_net
 from signalopt.network import compile_network
-from sim.controllers import Signalopt
+from sim.controllers import Signalopt, permissive_share
 from sim.detectors import DetectorLayout, instrumented_network
 from sim.faults import pick_faults
 from sim.loop_reader import phase_stop_loops
@@ -133,7 +133,7 @@ def test_signalopt_runs_with_stop_line_loops_only(small_grid: ScenarioSpec) -> N
     them at all junctions (no plan is left to the applier), guessing the inflows nobody
     counts from the stop lines' own counts, says so, and beats the static programs.
     Max-pressure, which needs the cameras, refuses with a clear error."""
-    from sim.controllers import Signalopt
+    from sim.controllers import Signalopt, permissive_share
     from sim.detectors import DetectorLayout
 
     layout = DetectorLayout(entry=False, zone=False)
@@ -275,7 +275,7 @@ def test_broken_loops_in_closed_loop(small_grid: ScenarioSpec) -> None:
     """Loops only, 30 % of them breaking during the run (stuck or silent): the silent ones
     send no data, the engine's QA flags loops from the counts alone, and every scan still
     gives valid plans. The same seed breaks the same loops at the same times."""
-    from sim.controllers import Signalopt
+    from sim.controllers import Signalopt, permissive_share
     from sim.detectors import DetectorLayout
 
     layout = DetectorLayout(zone=False, failed=0.3)
@@ -312,3 +312,19 @@ def test_the_camera_rule_s_gap_timer_takes_qa_s_verdict_on_stop_line_loops(small
     _, calls = ctrl._local.phase_loops()
     assert all_flagged.any()
     np.testing.assert_array_equal(np.isnan(calls), all_flagged)
+
+
+def test_junctions_with_many_permissive_signals_run_the_gap_timer_at_any_load(
+        small_grid: ScenarioSpec) -> None:
+    """With cameras the gap timer runs where a plan nears capacity and, whatever the load,
+    where at least ``gap_permissive`` of a junction's green signals yield. Light traffic on
+    the small grid never nears capacity, so the share alone decides: every junction (its
+    left turns yield) or none."""
+    spec = instrumented_network(small_grid.net, DetectorLayout())
+    share = permissive_share(spec.intersections)
+    assert (share > 0).all()
+    for threshold, on in ((float(share.min()), True), (float(share.max()) + 0.01, False)):
+        ctrl = Signalopt(gap_permissive=threshold, gap_sat_y=1e9)
+        run_simulation(small_grid, ctrl)
+        assert ctrl._local is not None and ctrl._local.gap_at is not None
+        assert ctrl._local.gap_at.all() if on else not ctrl._local.gap_at.any()
