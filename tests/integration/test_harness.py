@@ -133,7 +133,7 @@ def test_signalopt_runs_with_stop_line_loops_only(small_grid: ScenarioSpec) -> N
     them at all junctions (no plan is left to the applier), guessing the inflows nobody
     counts from the stop lines' own counts, says so, and beats the static programs.
     Max-pressure, which needs the cameras, refuses with a clear error."""
-    from sim.controllers import Signalopt, permissive_share
+    from sim.controllers import Signalopt
     from sim.detectors import DetectorLayout
 
     layout = DetectorLayout(entry=False, zone=False)
@@ -275,7 +275,7 @@ def test_broken_loops_in_closed_loop(small_grid: ScenarioSpec) -> None:
     """Loops only, 30 % of them breaking during the run (stuck or silent): the silent ones
     send no data, the engine's QA flags loops from the counts alone, and every scan still
     gives valid plans. The same seed breaks the same loops at the same times."""
-    from sim.controllers import Signalopt, permissive_share
+    from sim.controllers import Signalopt
     from sim.detectors import DetectorLayout
 
     layout = DetectorLayout(zone=False, failed=0.3)
