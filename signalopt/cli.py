@@ -32,7 +32,7 @@ DetectorFileOption = Annotated[Path | None, typer.Option(
     help="SUMO additional file with the site's own E1 loops / E2 zones (default: the virtual"
          " detectors the harness places)")]
 
-DEMO_CONTROLLERS = "signalopt,fixed,actuated,maxpressure"
+DEMO_CONTROLLERS = "signalopt,fixed,actuated,actuated-loops,maxpressure"
 
 
 def _fail(exc: Exception) -> typer.Exit:
@@ -335,7 +335,7 @@ def demo(
     duration: Annotated[float, typer.Option(help="simulated seconds")] = 3600.0,
     workers: Annotated[int, typer.Option(help="parallel SUMO processes")] = 2,
 ) -> None:
-    """The pilot-grid demo: signalopt vs fixed, actuated and max-pressure on pilot128 peak."""
+    """The pilot-grid demo: signalopt vs fixed, actuated, loop-actuated and max-pressure control."""
     _run_compare("pilot128", _split(DEMO_CONTROLLERS), _split(seeds, int), demand="peak",
                  duration=duration, out=out, workers=workers, traci=False)
 
