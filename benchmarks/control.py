@@ -1,4 +1,5 @@
-"""Closed-loop control benchmark (issue #5): signalopt vs fixed, actuated (SUMO's and on our own loops) and max-pressure.
+"""Closed-loop control benchmark (issue #5): signalopt vs fixed, actuated (SUMO's and on our
+own loops) and max-pressure.
 
 Runs every (scenario, demand) x controller x seed in a process pool (one SUMO per process),
 prints one table per scenario and writes ``control.md``, ``control.csv`` (one row per run),

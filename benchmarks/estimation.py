@@ -142,7 +142,7 @@ def fail_detectors(frame: DetectorFrame, fraction: float,
     count, occ, speed = frame.count.copy(), frame.occupancy.copy(), frame.speed.copy()
     n_t, n_det = count.shape
     onset = np.full(n_det, -1, dtype=np.int64)
-    failed = rng.choice(n_det, size=int(round(fraction * n_det)), replace=False)
+    failed = rng.choice(n_det, size=round(fraction * n_det), replace=False)
     for d in failed:
         t0 = int(rng.integers(0, max(1, n_t // 2)))
         onset[d] = t0

@@ -72,6 +72,7 @@ def simulate_traced(demand: str, seed: int, duration: float, controller: str = "
     each zone's true occupancy (%, the vehicles' length inside it over its length) as a mean
     over every second and over interval ends."""
     from estimation import _scenario
+
     from sim.backend import open_backend
     from sim.controllers import SimContext, make_controller
     from sim.detectors import DetectorLayout, DetectorReader, instrumented_network, write_detector_file

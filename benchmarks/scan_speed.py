@@ -117,8 +117,8 @@ def stage_estimate(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Call
 
 def stage_optimize(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
     """The optimizer on random movement flows after a first scan (smoothing active)."""
-    from signalopt.config import OptimizerParams  # noqa: PLC0415
-    from signalopt.optimize import initial_state, optimize  # noqa: PLC0415
+    from signalopt.config import OptimizerParams
+    from signalopt.optimize import initial_state, optimize
 
     params = OptimizerParams()
     flow = rng.uniform(50, 600, net.n_movements)
@@ -132,9 +132,9 @@ def stage_optimize(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Call
 
 def stage_validate(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
     """The plan invariants over every intersection at once (vectorised validator)."""
-    from signalopt.config import OptimizerParams  # noqa: PLC0415
-    from signalopt.optimize import initial_state, optimize  # noqa: PLC0415
-    from signalopt.plan import PlanLimits, array_problems  # noqa: PLC0415
+    from signalopt.config import OptimizerParams
+    from signalopt.optimize import initial_state, optimize
+    from signalopt.plan import PlanLimits, array_problems
 
     flow = rng.uniform(50, 600, net.n_movements)
     plan, _ = optimize(net, flow, np.zeros(net.n_movements), initial_state(net), OptimizerParams())
@@ -148,7 +148,7 @@ def stage_validate(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Call
 
 def stage_scan(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
     """A whole scan from a counts table (4 intervals): QA + estimate + optimize + validate."""
-    from signalopt.scan import ScanConfig, initial_scan_state, run_scan  # noqa: PLC0415
+    from signalopt.scan import ScanConfig, initial_scan_state, run_scan
 
     counts = pd.DataFrame({
         "detector_id": np.tile(np.array(net.det_ids, dtype=object), 4),
@@ -167,8 +167,8 @@ def stage_scan(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable
 
 def stage_scan_arrays(net: CompiledNetwork, rng: np.random.Generator) -> tuple[Callable[[], object], int]:
     """A whole scan from dense arrays (a live feed): estimate (4 intervals) + optimize + validate."""
-    from signalopt.detectors import DetectorFrame  # noqa: PLC0415
-    from signalopt.scan import ScanConfig, initial_scan_state, run_scan  # noqa: PLC0415
+    from signalopt.detectors import DetectorFrame
+    from signalopt.scan import ScanConfig, initial_scan_state, run_scan
 
     count = rng.integers(0, 10, (4, net.n_detectors)).astype(np.float64)
     frame = DetectorFrame(np.array([0.0, 30.0, 60.0, 90.0]), count, count * 1.5,

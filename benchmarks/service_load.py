@@ -652,8 +652,8 @@ def bad_input(ws: Workspace, server: Server, *, fuzz_examples: int) -> dict[str,
 
 def _fuzz(ws: Workspace, client: httpx.Client, examples: int) -> dict[str, Any]:
     """hypothesis-generated JSON bodies for counts, ack and engineer plans."""
-    from hypothesis import HealthCheck, given, settings  # noqa: PLC0415
-    from hypothesis import strategies as st  # noqa: PLC0415
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
 
     scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=40)
     values = st.recursive(scalars, lambda c: st.lists(c, max_size=4)

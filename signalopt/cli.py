@@ -76,7 +76,8 @@ def _metrics_table(metrics: dict[str, Any]) -> Table:
 @app.command()
 def simulate(
     scenario: Annotated[str, typer.Argument(help="built-in name (pilot128, grid4x4, ...) or .sumocfg path")],
-    controller: Annotated[str, typer.Option(help="fixed | actuated | actuated-loops | maxpressure | signalopt")] = "fixed",
+    controller: Annotated[
+        str, typer.Option(help="fixed | actuated | actuated-loops | maxpressure | signalopt")] = "fixed",
     demand: Annotated[str | None, typer.Option(help="offpeak | peak | peak_ramp (generated scenarios)")] = None,
     seed: Annotated[int, typer.Option(help="SUMO and demand seed")] = 42,
     duration: Annotated[float | None, typer.Option(help="simulated seconds (default: scenario window)")] = None,

@@ -272,8 +272,8 @@ def _group_share(d, g, group_indptr, group_det, ok, values, hist, prior):
 
 @njit(cache=True)
 def _qa_step(count, occ, speed, expected, kind, partner, group, group_indptr, group_det, vmax, covers,
-             near, holds, feeds, feeds_holds, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n, stuck_zero_n,
-             stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w, prior_c, prior_o):
+             near, holds, feeds, feeds_holds, last_c, last_o, run, zero_run, hist_c, hist_o, T, max_flow, stuck_n,
+             stuck_zero_n, stuck_zero_zone_n, chatter_ratio, chatter_min, veh_len, occ_ratio, w, prior_c, prior_o):
     """QA + imputation for one interval of all detectors; returns results and the new state."""
     n = count.shape[0]
     flags = np.zeros(n, dtype=np.uint8)

@@ -52,9 +52,9 @@ from signalopt.estimator_model import (  # noqa: F401  (re-exported)
     IN_LOOPS,
     IN_RELEASED,
     IN_UNKNOWN,
+    OBS_LOOPS,
     OUT_FREE,
     OUT_MERGED,
-    OBS_LOOPS,
     OUT_NEXT_ENTRY,
     OUT_STOPLINE,
     EstimatorModel,
@@ -118,7 +118,7 @@ class Estimate(NamedTuple):
 @njit(cache=True)
 def _density(o, veh_len, jam):
     """Vehicles per metre of one lane from an occupancy percentage (capped at jam density)."""
-    if not o == o or o <= 0.0:
+    if o != o or o <= 0.0:
         return 0.0
     return min(o / 100.0 / veh_len, 1.0 / jam)
 
@@ -307,7 +307,7 @@ def _kalman(cell, beta, p00, p01, p11, u, uv, w, wv, z, zr, x_loss, out_kind, in
         # can hold: a degenerate cell (loops on a link a few metres long) must not run away
         c2[l] = min(max(pred, -cap), cap)
         b2[l] = min(max(b2[l], -0.5), 0.9)
-        if P00 > cap * cap:  # nor can its uncertainty: no wider than what it holds
+        if P00 > cap * cap:  # noqa: SIM300  (nor can its uncertainty: no wider than it holds)
             P01 *= cap / np.sqrt(P00)
             P00 = cap * cap
         q00[l], q01[l], q11[l] = max(P00, 1e-9), P01, max(P11, 1e-12)
@@ -319,7 +319,7 @@ def _tail(out_kind, exit_pos, link_len, zone_reach, k_out, k_zone):
     """Vehicles a link holds after its stop-line loop: the road to its end at the density of
     the zone where one reaches that far (``zone_reach``: its zones' furthest end), else at
     the loop's. (Known to read high: see ``benchmarks/estimation_breakdown.py``.)"""
-    if out_kind != 0 and out_kind != 3:
+    if out_kind not in (0, 3):
         return 0.0
     k = k_zone if zone_reach >= exit_pos else k_out
     return max(0.0, link_len - exit_pos) * k
@@ -333,7 +333,7 @@ def link_tails(model: EstimatorModel, k_out: np.ndarray, k_zone: np.ndarray) -> 
     np.maximum.at(reach, np.repeat(np.arange(n), np.diff(model.zone_indptr)),
                   model.zone_end[model.zone_det])
     return np.array([_tail(model.out_kind[l], model.exit_pos[l], model.link_len[l], reach[l],
-                           k_out[l], k_zone[l]) for l in range(n)])
+                           k_out[l], k_zone[l]) for l in range(n)])  # noqa: E741
 
 
 @njit(cache=True)

@@ -150,7 +150,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
                for d in range(net.n_detectors)}
     z_start = np.asarray(net.det_pos, dtype=np.float64).copy()
     z_end = z_start + np.asarray(net.det_length, dtype=np.float64)
-    ii = lambda g: _csr(g)  # noqa: E731
+    ii = _csr
     lane_stop = np.array([by_lane.get((a, b, KIND_STOPLINE), -1) for a, b in lanes], dtype=np.int64)
     row_lane = np.array([lane_index[(int(a), int(b))] for a, b in
                          zip(net.lane_mov_link, net.lane_mov_lane, strict=True)], dtype=np.int64)

@@ -141,10 +141,11 @@ def fit_to_lanes(detectors: list[DetectorSpec], net_file: Path) -> list[Detector
             start = min(d.pos, end - 1.0)
             if start < 0:
                 continue
-            d = d.model_copy(update={"pos": start, "length": end - start})
+            out.append(d.model_copy(update={"pos": start, "length": end - start}))
         elif d.pos > end_max:
-            d = d.model_copy(update={"pos": end_max})
-        out.append(d)
+            out.append(d.model_copy(update={"pos": end_max}))
+        else:
+            out.append(d)
     return out
 
 

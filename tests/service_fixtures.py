@@ -71,10 +71,10 @@ def make_client(app: object) -> object:
     Starlette warns when its TestClient runs on ``httpx`` rather than ``httpx2``; that
     warning is about the test tool, not about our code, so it is silenced for this import only.
     """
-    import warnings  # noqa: PLC0415
+    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        from fastapi.testclient import TestClient  # noqa: PLC0415
+        from fastapi.testclient import TestClient
     return TestClient(app)
 

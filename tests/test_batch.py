@@ -17,8 +17,8 @@ SUMOCFG = """<configuration><input>
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2x2 SUMO grid, 120 s of light demand, and a twin whose route file is broken."""
-    from scenarios.demand import write_routes  # noqa: PLC0415
-    from scenarios.grid import generate_grid  # noqa: PLC0415
+    from scenarios.demand import write_routes
+    from scenarios.grid import generate_grid
 
     d = tmp_path_factory.mktemp("tiny")
     net = generate_grid(d / "net.net.xml", x=2, y=2)
@@ -119,9 +119,9 @@ def test_parquet_schema_and_dask_matches_pool(tiny: Path) -> None:
 
 def test_cli_bad_spec_exits_2(tmp_path: Path) -> None:
     """``signalopt batch`` on a spec with an unknown key: exit code 2, the key named."""
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from signalopt.cli import app  # noqa: PLC0415
+    from signalopt.cli import app
 
     spec = write_spec(tmp_path, 'scenarios = ["pilot128"]\nseed = [1]\n')
     res = CliRunner().invoke(app, ["batch", str(spec), "--out", str(tmp_path / "o")])

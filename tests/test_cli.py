@@ -91,8 +91,8 @@ def test_qa_names_a_missing_file(tmp_path: Path) -> None:
 def test_a_bad_site_detector_file_is_named_before_any_run(tmp_path: Path) -> None:
     """``simulate --detector-file`` reads the site's file first: a detector on a lane the
     network lacks ends the command with the detector and the lane named."""
-    from scenarios.demand import write_routes  # noqa: PLC0415
-    from scenarios.grid import generate_grid  # noqa: PLC0415
+    from scenarios.demand import write_routes
+    from scenarios.grid import generate_grid
 
     net = generate_grid(tmp_path / "net.net.xml", x=2, y=2)
     write_routes(net, tmp_path / "r.rou.xml", rates_veh_h=(300.0,), seed=1, end_s=60)

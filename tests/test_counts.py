@@ -101,7 +101,7 @@ def test_read_counts_formats(chain_net, tmp_path, suffix) -> None:
 def test_read_counts_unknown_format(chain_net, tmp_path) -> None:
     path = tmp_path / "c.txt"
     path.write_text("x")
-    with pytest.raises(CountsError, match="c.txt"):
+    with pytest.raises(CountsError, match=r"c\.txt"):
         read_counts(path, chain_net)
 
 

@@ -211,7 +211,7 @@ def test_estimate_contract_shapes(grid2x2_net) -> None:
     df = pd.DataFrame({
         "detector_id": np.tile(net.det_ids, 8), "interval_start": np.repeat(np.arange(8) * T, net.n_detectors),
         "count": count.ravel().astype(int), "occupancy": occ.ravel(), "speed": 9.0})
-    est, state = estimate(df, net)
+    est, _state = estimate(df, net)
     assert isinstance(est, Estimate) and est.t == 240.0
     assert est.link_vehicles.shape == est.link_std.shape == (net.n_links,)
     for f in ("mov_flow", "turning_ratio", "mov_queue"):
@@ -731,7 +731,7 @@ def test_turning_fitted_from_downstream_stop_lines_without_entry_loops() -> None
     for det, c in (("X_0_stop", 10.0), ("A_0_stop", 7.0), ("B_0_stop", 3.0)):
         count[:, net.det_index[det]] = c + (np.arange(12) % 2) * 1e-6  # vary: not stuck
     ests, state = run_estimator(_frame(count), net, EstimatorParams(scan_s=120.0))
-    to_a = [m for m in range(net.n_movements) if net.link_ids[net.mov_to[m]] == "A"][0]
+    to_a = next(m for m in range(net.n_movements) if net.link_ids[net.mov_to[m]] == "A")
     assert [float(e.turning_ratio[to_a]) for e in ests] == pytest.approx([0.7] * 3, abs=0.005)
     row = int(np.flatnonzero(np.asarray(net.lane_mov_mov) == to_a)[0])
     assert state.row_share[row] == pytest.approx(0.675, abs=0.005)

@@ -153,10 +153,10 @@ def test_engine_scan_publishes_valid_plans() -> None:
 
 def test_serve_command_fails_kindly(tmp_path: Any) -> None:
     """``signalopt serve`` names what is missing instead of a traceback."""
-    import typer  # noqa: PLC0415
-    from typer.testing import CliRunner  # noqa: PLC0415
+    import typer
+    from typer.testing import CliRunner
 
-    from signalopt.serve_cmd import load_network, serve  # noqa: PLC0415
+    from signalopt.serve_cmd import load_network, serve
 
     app = typer.Typer()
     app.command("serve")(serve)
@@ -219,8 +219,8 @@ def test_flagged_detectors_exported_as_gauges() -> None:
     """One scan's verdict ``{A: no_data, B: stuck,chatter, C: stuck}`` sets the gauges: 3
     flagged, 2 stuck, 1 no_data, 1 chatter, 0 for flags nobody has."""
     pytest.importorskip("prometheus_client")
-    from signalopt.detectors import FLAG_NAMES  # noqa: PLC0415
-    from signalopt.service_metrics import Metrics  # noqa: PLC0415
+    from signalopt.detectors import FLAG_NAMES
+    from signalopt.service_metrics import Metrics
 
     m = Metrics()
     m.record_flags({"A": "no_data", "B": "stuck,chatter", "C": "stuck"}, tuple(FLAG_NAMES.values()))

@@ -72,13 +72,13 @@ def test_plan_per_period_follows_demand(grid2x2_net: CompiledNetwork, tmp_path: 
 def test_optimize_cli_writes_period_exports(tmp_path: Path) -> None:
     """End to end on a 2x2 SUMO grid with counts recorded by the harness: the CLI writes
     JSON + tlLogic per period and a schedule SUMO accepts (a short run with them loaded)."""
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from scenarios.demand import write_routes  # noqa: PLC0415
-    from scenarios.grid import generate_grid  # noqa: PLC0415
-    from scenarios.registry import ScenarioSpec  # noqa: PLC0415
-    from signalopt.cli import app  # noqa: PLC0415
-    from sim.runner import run_simulation  # noqa: PLC0415
+    from scenarios.demand import write_routes
+    from scenarios.grid import generate_grid
+    from scenarios.registry import ScenarioSpec
+    from signalopt.cli import app
+    from sim.runner import run_simulation
 
     net = generate_grid(tmp_path / "net.net.xml", x=2, y=2)
     routes = write_routes(net, tmp_path / "r.rou.xml", rates_veh_h=(300.0, 1500.0), seed=2,

@@ -30,9 +30,9 @@ def test_scan_windows_hand_checked() -> None:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     """A 2x2 grid under the engine for 360 s (3 scans), through the ``sim.run`` API."""
-    import sim  # noqa: PLC0415
-    from scenarios.demand import write_routes  # noqa: PLC0415
-    from scenarios.grid import generate_grid  # noqa: PLC0415
+    import sim
+    from scenarios.demand import write_routes
+    from scenarios.grid import generate_grid
 
     d = tmp_path_factory.mktemp("replay")
     net = generate_grid(d / "net.net.xml", x=2, y=2)
@@ -103,9 +103,9 @@ def test_a_recording_whose_interval_does_not_tile_the_scan_is_refused(
         live: tuple[Path, object], tmp_path: Path) -> None:
     """Summed into 45 s intervals the recording cannot close a 120 s scan on an interval's
     end: replay and QA refuse it, naming the interval, instead of scanning every 135 s."""
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from signalopt.cli import app  # noqa: PLC0415
+    from signalopt.cli import app
 
     d, rep = live
     c = rep.counts.assign(interval_start=rep.counts["interval_start"] // 45 * 45)
@@ -128,11 +128,11 @@ def test_a_site_described_by_its_own_detector_file(live: tuple[Path, object],
     live recording flags exactly what it flags with the virtual layout, and ``signalopt qa``
     and ``signalopt replay --detector-file`` run; a file that lacks a recorded detector makes
     its rows an error naming one."""
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from signalopt.cli import app  # noqa: PLC0415
-    from signalopt.io.sumo_detectors import read_sumo_detectors  # noqa: PLC0415
-    from sim.detectors import (  # noqa: PLC0415
+    from signalopt.cli import app
+    from signalopt.io.sumo_detectors import read_sumo_detectors
+    from sim.detectors import (
         DetectorLayout,
         instrumented_network,
         write_detector_file,
@@ -168,9 +168,9 @@ def test_a_site_described_by_its_own_detector_file(live: tuple[Path, object],
 @pytest.mark.sumo
 def test_replay_cli_offline(live: tuple[Path, object], tmp_path: Path) -> None:
     """``signalopt replay COUNTS --network NET`` writes the frames; without --network it fails."""
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from signalopt.cli import app  # noqa: PLC0415
+    from signalopt.cli import app
 
     d, rep = live
     rep.counts.to_parquet(tmp_path / "c.parquet")
@@ -188,7 +188,7 @@ def test_offline_replay_of_a_site_with_some_detector_kinds(live: tuple[Path, obj
     """A site with stop-line loops and cameras but no entry loops records only those rows:
     replayed with that layout, every scan runs; the full recording does not fit it (its entry
     loop rows are rejected, naming one)."""
-    from sim.detectors import named_layout  # noqa: PLC0415
+    from sim.detectors import named_layout
 
     d, rep = live
     layout = named_layout("stopline+camera")
@@ -206,13 +206,13 @@ def test_qa_cli_finds_a_detector_that_fell_silent(tmp_path: Path) -> None:
     """End to end on a 2x2 SUMO grid with counts recorded by the harness, one stop-line loop's
     rows dropped from 240 s on: ``signalopt qa`` puts it first, with no data in the scans
     after that (4 of 8 here) and flagged at the end, and writes the table."""
-    from typer.testing import CliRunner  # noqa: PLC0415
+    from typer.testing import CliRunner
 
-    from scenarios.demand import write_routes  # noqa: PLC0415
-    from scenarios.grid import generate_grid  # noqa: PLC0415
-    from scenarios.registry import ScenarioSpec  # noqa: PLC0415
-    from signalopt.cli import app  # noqa: PLC0415
-    from sim.runner import run_simulation  # noqa: PLC0415
+    from scenarios.demand import write_routes
+    from scenarios.grid import generate_grid
+    from scenarios.registry import ScenarioSpec
+    from signalopt.cli import app
+    from sim.runner import run_simulation
 
     net = generate_grid(tmp_path / "net.net.xml", x=2, y=2)
     routes = write_routes(net, tmp_path / "r.rou.xml", rates_veh_h=(900.0,), seed=2, end_s=960)

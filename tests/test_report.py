@@ -50,7 +50,7 @@ def test_summary_paired_change_and_headroom(tmp_path: Path) -> None:
     (pairing by seed removes the seed-to-seed spread). Fixed at x1 has mean delay 23.3 s;
     signalopt stays below it up to x1.2 (mean 20 s), fixed only at x1."""
     make_results(tmp_path)
-    from sim.batch import read_results  # noqa: PLC0415
+    from sim.batch import read_results
 
     s = summarize(read_results(tmp_path))
     row = s[(s["controller"] == "signalopt") & (s["scale"] == 1.0)].iloc[0]

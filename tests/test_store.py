@@ -30,7 +30,7 @@ def _pg_store() -> SqlPlanStore:
         store = SqlPlanStore(dsn)
     except StoreError as exc:
         pytest.skip(f"PostgreSQL at SIGNALOPT_PG_DSN unreachable: {exc}")
-    from signalopt import store as mod  # noqa: PLC0415
+    from signalopt import store as mod
 
     mod._META.drop_all(store._engine)  # fresh tables per test
     mod._META.create_all(store._engine)

@@ -247,7 +247,7 @@ def test_a_site_with_its_own_detectors_runs_closed_loop(small_grid: ScenarioSpec
     at its start and one at its stop line, no cameras, in a SUMO additional file (60 s period) that
     the scenario loads itself. The run reads exactly those detectors every 30 s (the file is
     not loaded twice, which SUMO would refuse), and signalopt drives the signals from them."""
-    from sim.detectors import DetectorLayout, instrumented_network  # noqa: PLC0415
+    from sim.detectors import DetectorLayout, instrumented_network
 
     lanes = {(d.link, d.lane) for d in instrumented_network(small_grid.net).detectors
              if d.kind == "stopline"}
