@@ -11,6 +11,7 @@ the next start unless ``retry_failed`` is false.
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import json
 import os
@@ -102,7 +103,9 @@ def _check_params(path: Path, ctrl: str, params: dict[str, Any], make: Callable[
         raise BatchSpecError(msg) from exc
     config = getattr(made, "config", None)
     if config is not None:  # signalopt: optimizer fields are validated by the model
-        extra = set(params) - set(type(config.optimizer).model_fields) - {"config", "local_step_s"}
+        # the simulator's own keywords (gap_sat_y, gap_permissive, ...) and optimizer fields
+        own = set(inspect.signature(type(made)).parameters) - {"optimizer"}
+        extra = set(params) - set(type(config.optimizer).model_fields) - own
         if extra:
             msg = f"{path}: [params.{ctrl}] unknown engine parameter(s) {sorted(extra)}"
             raise BatchSpecError(msg)

@@ -72,6 +72,14 @@ def test_product_of_parameters(tiny: Path) -> None:
     assert sum("local_controlpressure" in s for s in slugs) == 2
 
 
+def test_the_simulator_s_own_signalopt_keywords_are_accepted(tiny: Path) -> None:
+    """Keywords of the SUMO-side controller (not the engine's optimizer) are parameters too:
+    two values of ``gap_permissive`` x 2 seeds, next to fixed x 2 seeds."""
+    spec = load_spec(write_spec(tiny, SPEC.replace('"maxpressure"', '"signalopt"') +
+                                '[params.signalopt]\ngap_permissive = [0.25, 2.0]\ngap_sat_y = 0.9\n'))
+    assert len(plan_batch(spec, tiny / "out", base=tiny)) == 6
+
+
 @pytest.mark.sumo
 def test_resume_skips_finished_and_records_failures(tiny: Path) -> None:
     """4 keys (2 scenarios x 2 seeds, fixed). A part already written for one key is kept and
