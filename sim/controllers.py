@@ -478,27 +478,35 @@ class Signalopt(FixedTime):
         self._local: MaxPressure | None = None
         self._applier: PlanApplier | None = None
         if local == "pressure":
-            self._local = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s,
-                                      downstream_free=self.downstream_free,
-                                      gap_s=opt.loop_gap_s if self._loopq is not None else 0.0)
-            self._local.loop_floor = True
-            if self._loopq is not None:
-                m = self._state.model
-                per_lane = np.bincount(m.row_lane, minlength=m.lane_link.shape[0])
-                self._local.link_source = self._loopq.link_vehicles
-                self._local.lane_source = self._loopq.lane_vehicles
-                self._local.lane_rows = (m.row_lane, m.row_mov, 1.0 / per_lane[m.row_lane])
-                self._local.phase_loops = self._loopq.phase_loops(ctx.net)
-                self._local.timed_min_green = True
-            self._local.active = self._pressure_at
-            if self._loopq is None and {"zone", "stopline"} <= kinds:
-                self._stops = self._stop_line_timer(ctx, self._local, opt.loop_gap_s)
-            self._local.setup(ctx)
-            base = ctx.net.phase_duration
-            self._local.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
+            self._local = self._pressure_rule(ctx, kinds)
         if self._local is None or self._pressure_at is not None:
             self._applier = PlanApplier(ctx.api, ctx.net, actuated=local != "fixed",
                                         min_green=opt.min_green_s)
+
+    def _pressure_rule(self, ctx: SimContext, kinds: set[str]) -> MaxPressure:
+        """The local pressure rule inside the plans' bounds: on camera queues (with a reader
+        of the stop-line loops for the camera floor and the gap timer), else on the queues
+        ``LoopQueues`` counts at the loops, every green on the gap timer."""
+        opt = self.config.optimizer
+        rule = MaxPressure(step_s=self.local_step_s, min_green=opt.min_green_s,
+                           downstream_free=self.downstream_free,
+                           gap_s=opt.loop_gap_s if self._loopq is not None else 0.0)
+        rule.loop_floor = True
+        if self._loopq is not None:
+            m = self._state.model
+            per_lane = np.bincount(m.row_lane, minlength=m.lane_link.shape[0])
+            rule.link_source = self._loopq.link_vehicles
+            rule.lane_source = self._loopq.lane_vehicles
+            rule.lane_rows = (m.row_lane, m.row_mov, 1.0 / per_lane[m.row_lane])
+            rule.phase_loops = self._loopq.phase_loops(ctx.net)
+            rule.timed_min_green = True
+        rule.active = self._pressure_at
+        if self._loopq is None and {"zone", "stopline"} <= kinds:
+            self._stops = self._stop_line_timer(ctx, rule, opt.loop_gap_s)
+        rule.setup(ctx)
+        base = ctx.net.phase_duration
+        rule.max_g = np.where(ctx.net.phase_is_green, opt.act_max_frac * base, base)
+        return rule
 
     def _stop_line_timer(self, ctx: SimContext, rule: MaxPressure, gap_s: float) -> LoopReader:
         """With cameras and stop-line loops: a reader of the stop-line loops, for the cameras'
