@@ -32,6 +32,10 @@ DetectorFileOption = Annotated[Path | None, typer.Option(
     help="SUMO additional file with the site's own E1 loops / E2 zones (default: the virtual"
          " detectors the harness places)")]
 
+StoplineOption = Annotated[float, typer.Option(
+    help="with --detector-file: a loop within this many metres of a signal approach lane's end"
+         " is that lane's stop-line loop")]
+
 DEMO_CONTROLLERS = "signalopt,fixed,actuated,actuated-loops,maxpressure"
 
 
@@ -86,6 +90,7 @@ def simulate(
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
     detectors: DetectorsOption = "all",
     detector_file: DetectorFileOption = None,
+    stopline_m: StoplineOption = 10.0,
     failed: FailedOption = 0.0,
 ) -> None:
     """Simulate one scenario under one controller; write metrics.json and trips.parquet."""
@@ -95,7 +100,8 @@ def simulate(
     from sim.runner import run_simulation  # noqa: PLC0415
 
     try:
-        layout = named_layout(detectors, site_file=detector_file, failed=failed)
+        layout = named_layout(detectors, site_file=detector_file, site_stopline_m=stopline_m,
+                              failed=failed)
         ctrl = make_controller(controller)
         spec = resolve_scenario(scenario, demand=demand, seed=seed, duration=duration, scale=scale)
         with _progress() as bar:
@@ -114,7 +120,7 @@ def simulate(
 def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, demand: str | None,
                  duration: float | None, out: Path, workers: int, traci: bool,
                  detectors: str = "all", detector_file: Path | None = None,
-                 failed: float = 0.0) -> None:
+                 failed: float = 0.0, stopline_m: float = 10.0) -> None:
     from sim.compare import markdown_table, plan_tasks, run_compare  # noqa: PLC0415
     from sim.controllers import CONTROLLERS  # noqa: PLC0415
     from sim.detectors import named_layout  # noqa: PLC0415
@@ -125,7 +131,8 @@ def _run_compare(scenario: str, controllers: list[str], seeds: list[int], *, dem
     try:
         tasks = plan_tasks(scenario, controllers, seeds, demand=demand, duration=duration,
                            backend="traci" if traci else "libsumo", out_dir=out / "runs",
-                           layout=named_layout(detectors, site_file=detector_file, failed=failed))
+                           layout=named_layout(detectors, site_file=detector_file,
+                                               site_stopline_m=stopline_m, failed=failed))
     except (SignaloptError, ValueError) as exc:
         raise _fail(exc) from exc
     with _progress() as bar:
@@ -163,12 +170,13 @@ def compare(
     traci: Annotated[bool, typer.Option("--traci", help="use TraCI instead of libsumo")] = False,
     detectors: DetectorsOption = "all",
     detector_file: DetectorFileOption = None,
+    stopline_m: StoplineOption = 10.0,
     failed: FailedOption = 0.0,
 ) -> None:
     """Run controllers x seeds in a process pool; print and write the comparison table and plot."""
     _run_compare(scenario, _split(controllers), _split(seeds, int), demand=demand, duration=duration,
                  out=out, workers=workers, traci=traci, detectors=detectors,
-                 detector_file=detector_file, failed=failed)
+                 detector_file=detector_file, failed=failed, stopline_m=stopline_m)
 
 
 @app.command()
@@ -239,6 +247,7 @@ def replay(
     scale: Annotated[float, typer.Option(help="demand multiplier (live)")] = 1.0,
     detectors: DetectorsOption = "all",
     detector_file: DetectorFileOption = None,
+    stopline_m: StoplineOption = 10.0,
 ) -> None:
     """Run the engine scan by scan over a scenario or recorded counts; keep every estimate and plan."""
     from sim.detectors import named_layout  # noqa: PLC0415
@@ -246,7 +255,7 @@ def replay(
 
     offline = Path(source).suffix.lower() in (".csv", ".parquet", ".pq", ".json")
     try:
-        layout = named_layout(detectors, site_file=detector_file)
+        layout = named_layout(detectors, site_file=detector_file, site_stopline_m=stopline_m)
         with _progress() as bar:
             task = bar.add_task(f"replay {source}", total=1.0)
             if offline:
@@ -277,6 +286,7 @@ def optimize(
     min_period: Annotated[float, typer.Option(help="shortest period kept, s")] = 1800.0,
     kind: Annotated[str, typer.Option(help="tlLogic type: static | actuated")] = "static",
     detector_file: DetectorFileOption = None,
+    stopline_m: StoplineOption = 10.0,
 ) -> None:
     """Offline time-of-day plans: periods found from the counts, one optimized plan per period."""
     from sim.detectors import named_layout  # noqa: PLC0415
@@ -284,7 +294,7 @@ def optimize(
 
     res = _with_status("finding periods and optimizing plans", lambda: optimize_offline(
         network, counts, out, n_levels=levels, slot_s=slot, min_period_s=min_period, kind=kind,
-        layout=named_layout("all", site_file=detector_file)))
+        layout=named_layout("all", site_file=detector_file, site_stopline_m=stopline_m)))
     table = Table(title=f"time-of-day plans ({res.compute_s:.2f} s to compute)")
     for col in ("period", "start s", "end s", "link entries/h", "mean cycle s"):
         table.add_column(col, justify="right")
@@ -302,6 +312,7 @@ def qa(
     out: Annotated[Path, typer.Option(help="folder for detector_health.csv")] = Path("out/qa"),
     top: Annotated[int, typer.Option(help="flagged detectors to list")] = 20,
     detector_file: DetectorFileOption = None,
+    stopline_m: StoplineOption = 10.0,
 ) -> None:
     """Detector health: which detectors QA flags in a recorded counts file, how often and why."""
     from signalopt.detectors import FLAG_NAMES  # noqa: PLC0415
@@ -309,7 +320,8 @@ def qa(
     from sim.replay import detector_health  # noqa: PLC0415
 
     table = _with_status("checking every detector, scan by scan", lambda: detector_health(
-        network, counts, layout=named_layout("all", site_file=detector_file)))
+        network, counts,
+        layout=named_layout("all", site_file=detector_file, site_stopline_m=stopline_m)))
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "detector_health.csv", index=False)
     flagged = table[table["flagged_%"] > 0]

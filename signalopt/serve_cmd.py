@@ -32,10 +32,11 @@ def _service_modules() -> Any:
     return uvicorn, service, service_auth
 
 
-def load_network(path: Path, detector_file: Path | None = None) -> Any:
+def load_network(path: Path, detector_file: Path | None = None, stopline_m: float | None = None) -> Any:
     """A compiled network from a NetworkSpec ``.json`` (with detectors) or a SUMO ``.net.xml``;
-    ``detector_file`` (a SUMO additional file) gives the site's detectors instead."""
-    from signalopt.io.sumo_detectors import read_sumo_detectors  # noqa: PLC0415
+    ``detector_file`` (a SUMO additional file) gives the site's detectors instead, a loop within
+    ``stopline_m`` of a signal approach lane's end being its stop-line loop."""
+    from signalopt.io.sumo_detectors import STOPLINE_M, read_sumo_detectors  # noqa: PLC0415
     from signalopt.network import NetworkSpec, compile_network  # noqa: PLC0415
 
     if path.suffix == ".json":
@@ -49,7 +50,8 @@ def load_network(path: Path, detector_file: Path | None = None) -> Any:
 
         spec = read_sumo_net(path)
     if detector_file is not None:
-        spec = spec.with_detectors(read_sumo_detectors(detector_file, spec))
+        reach = STOPLINE_M if stopline_m is None else stopline_m
+        spec = spec.with_detectors(read_sumo_detectors(detector_file, spec, stopline_m=reach))
     return compile_network(spec)
 
 
@@ -72,6 +74,9 @@ def serve(  # one typer option per parameter, keyword-only
     detector_file: Annotated[Path | None, typer.Option(
         help="SUMO additional file with the site's E1 loops / E2 zones (replaces the"
              " network's detectors)")] = None,
+    stopline_m: Annotated[float, typer.Option(
+        help="with --detector-file: a loop within this many metres of a signal approach lane's"
+             " end is that lane's stop-line loop")] = 10.0,
     replay: Annotated[str | None, typer.Option(help="drive the loop from a live SUMO run of "
                                                      "this scenario (e.g. pilot128)")] = None,
     keys: Annotated[Path | None, typer.Option(help="JSON file of hashed API keys; without it "
@@ -109,7 +114,8 @@ def serve(  # one typer option per parameter, keyword-only
         if not divides_scan(interval, scan_s):
             msg = f"--interval {interval:g} must divide --scan-s {scan_s:g}"
             raise InputError(msg)
-        _serve_live(uvicorn, service, db=db, net=load_network(network, detector_file), keys=key_list,
+        _serve_live(uvicorn, service, db=db, net=load_network(network, detector_file, stopline_m),
+                    keys=key_list,
                     host=host, port=port, scan_s=scan_s, interval_s=interval, scan=scan,
                     require_approval=require_approval, log_level=log_level)
     except SignaloptError as exc:

@@ -34,6 +34,10 @@ class DetectorLayout(BaseModel):
         default=None, description="SUMO additional file with the site's own E1 loops / E2 zones"
                                   " (``signalopt.io.sumo_detectors``): used instead of placing"
                                   " virtual ones; the kind switches above still apply")
+    site_stopline_m: float = Field(
+        default=10.0, ge=0,
+        description="in ``site_file``: a loop within this many metres of a signal approach lane's"
+                    " end is that lane's stop-line loop (``read_sumo_detectors``' ``stopline_m``)")
     failed: float = Field(default=0.0, ge=0, le=1,
                           description="share of the detectors that break partway through a run,"
                                       " stuck or silent (``sim.faults``)")
@@ -122,7 +126,8 @@ def instrumented_network(net_file: Path, layout: DetectorLayout | None = None) -
     if layout.site_file is None:
         return spec.with_detectors(fit_to_lanes(place_detectors(spec, layout), net_file))
     wanted = {"entry": layout.entry, "stopline": layout.stopline, "zone": layout.zone}
-    own = [d for d in read_sumo_detectors(layout.site_file, spec) if wanted[d.kind]]
+    own = [d for d in read_sumo_detectors(layout.site_file, spec, stopline_m=layout.site_stopline_m)
+           if wanted[d.kind]]
     return spec.with_detectors(fit_to_lanes(own, net_file))
 
 

@@ -13,7 +13,8 @@ from scenarios.grid import generate_grid
 from scenarios.registry import ScenarioSpec
 from signalopt.estimate import OUT_FREE, estimator_model
 from signalopt.io.sumo_net import read_sumo_net
-from signalopt.network import compile_network
+from signalopt.network import DETECTOR_KINDS, compile_network
+from signalopt.serve_cmd import load_network
 from sim.controllers import Signalopt, permissive_share
 from sim.detectors import DetectorLayout, instrumented_network
 from sim.faults import pick_faults
@@ -328,3 +329,26 @@ def test_junctions_with_many_permissive_signals_run_the_gap_timer_at_any_load(
         run_simulation(small_grid, ctrl)
         assert ctrl._local is not None and ctrl._local.gap_at is not None
         assert ctrl._local.gap_at.all() if on else not ctrl._local.gap_at.any()
+
+
+def test_the_site_s_stop_line_distance_reaches_the_engine_s_network(small_grid: ScenarioSpec,
+                                                                    tmp_path) -> None:
+    """A site's own loop 15 m before a signal approach lane's end is an entry loop at the
+    default 10 m, its stop-line loop with ``site_stopline_m=20`` (``--stopline-m``)."""
+    link = read_sumo_net(small_grid.net).movements[0].from_link
+    site = tmp_path / "site.add.xml"
+    site.write_text(f'<additional><inductionLoop id="l" lane="{link}_0" pos="-15" period="30"'
+                    ' file="o.xml"/></additional>')
+    kinds = [instrumented_network(small_grid.net, DetectorLayout(site_file=site, **kw)).detectors[0].kind
+             for kw in ({}, {"site_stopline_m": 20.0})]
+    assert kinds == ["entry", "stopline"]
+    # and the service's network (``signalopt serve --network --detector-file --stopline-m``)
+    served = [DETECTOR_KINDS[load_network(small_grid.net, site, reach).det_kind[0]]
+              for reach in (None, 20.0)]
+    assert served == ["entry", "stopline"]
+
+
+def test_the_layout_s_default_stop_line_distance_is_the_reader_s() -> None:
+    from signalopt.io.sumo_detectors import STOPLINE_M
+
+    assert DetectorLayout().site_stopline_m == STOPLINE_M
