@@ -349,6 +349,16 @@ def test_the_site_s_stop_line_distance_reaches_the_engine_s_network(small_grid: 
 
 
 def test_the_layout_s_default_stop_line_distance_is_the_reader_s() -> None:
+    """The 10 m is written in the layout and in every command's ``--stopline-m`` default; all
+    must stay the reader's own."""
+    import inspect
+
+    from signalopt import cli
     from signalopt.io.sumo_detectors import STOPLINE_M
+    from signalopt.serve_cmd import serve
 
     assert DetectorLayout().site_stopline_m == STOPLINE_M
+    commands = [cli.simulate, cli.compare, cli.replay, cli.optimize, cli.qa, serve]
+    defaults = {f.__name__: inspect.signature(f).parameters["stopline_m"].default for f in commands}
+    assert defaults == dict.fromkeys(defaults, STOPLINE_M)
+    assert inspect.signature(cli._run_compare).parameters["stopline_m"].default == STOPLINE_M
