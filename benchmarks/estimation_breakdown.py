@@ -260,7 +260,7 @@ def _camera(model, params: EstimatorParams, count: np.ndarray,
     """Each cell's camera (or loop) vehicle measurement this interval (NaN = none), the tail
     the estimator adds after each stop-line loop, and each cell's counted in - out."""
     out = measure(model, params, np.nan_to_num(count), occ)
-    return out[7], link_tails(model, out[5], out[6]), out[0] - out[2]
+    return out[7], link_tails(model, out[5], out[6], params.vehicle_length_m), out[0] - out[2]
 
 
 def kalman_floor(q: float, r: float) -> float:

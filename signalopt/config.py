@@ -210,16 +210,21 @@ class EstimatorParams(_Params):
                     " independent across links (fitted with model_rel_std: detectors fail"
                     " at random and their imputations err both ways)")
     junction_s: float = Field(
-        default=0.5, ge=0,
+        default=1.89, ge=0,
         description="seconds a vehicle spends inside a signalised junction with free exits")
     node_s: float = Field(
         default=0.3, ge=0,
         description="seconds a vehicle spends inside an unsignalised node where the network"
                     " does not say (SUMO's: its internal lanes' length over speed limit)")
     junction_block_s: float = Field(
-        default=66.0, ge=0,
+        default=29.8, ge=0,
         description="extra seconds inside a junction per unit occupancy (0-1) at its exits"
-                    " (with junction_s, least squares on pilot128 seed 45, not a scored seed)")
+                    " (with junction_start_s: least squares on time means of pilot128 seed 45,"
+                    " not a scored seed, under fixed time and signalopt)")
+    junction_start_s: float = Field(
+        default=3.0, ge=0,
+        description="extra seconds inside a junction per unit occupancy (0-1) of the"
+                    " approach's stop-line loops (a queue standing on them starts from rest)")
     junction_rel_std: float = Field(default=0.4, ge=0, description="relative std of that")
     split_smoothing_s: float = Field(
         default=300.0, gt=0,

@@ -12,9 +12,12 @@ from signalopt.estimate import (
     Estimate,
     _calibrated_var,
     _expected_entry,
+    _junction_dwell,
     _kalman,
     _lane_queues,
+    _length_prior,
     _link_inputs,
+    _link_vehicles,
     _loss_base,
     _with_length,
     estimate,
@@ -74,6 +77,40 @@ def test_chain_conservation_hand_checked(chain_net) -> None:
     assert ests[0].network_vehicles == pytest.approx(12.5, abs=1e-6)
     oracle = naive_conservation(CHAIN_COUNTS[:, 0], CHAIN_COUNTS[:, 1])
     assert ests[0].link_vehicles[0] == pytest.approx(oracle[-1], abs=1e-6)
+
+
+def test_a_head_holds_the_road_before_its_entry_loops_plus_a_car() -> None:
+    """One 100 m link, entry loop at 10 m reading 0.02 veh/m, empty cell: a vehicle is on
+    the link from when its front enters and in the cell once its back passes the loop, so
+    the head reaches a 5 m car further than the loop: 15 m x 0.02 = 0.3 vehicles. Little's
+    law inside the junction at its end: 6 crossings in 30 s x a 2.5 s dwell = 0.5."""
+    f64 = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    i64 = lambda *x: np.array(x, dtype=np.int64)  # noqa: E731
+    veh, _, internal = _link_vehicles(
+        f64(0.0), f64(0.0), f64(6.0), f64(6.0), f64(0.02), f64(0.0), f64(0.0), f64(0.0),
+        f64(2.5), i64(2), f64(10.0), f64(100.0), f64(100.0), f64(13.3), i64(0, 0), i64(),
+        f64(), f64(), i64(0, 0), i64(), f64(), 30.0, f64(0.0), 0.5, 5.0)
+    assert veh[0] == pytest.approx(0.3)
+    assert internal == pytest.approx(0.5)
+
+
+def test_the_junction_dwell_grows_with_exit_and_stop_line_occupancy() -> None:
+    """T-junction: WJ turns into JE and JS, whose entry loops read 10 % and 30 % (mean 20 %);
+    SJ only into JE (10 %). WJ's stop-line loops read 40 % and 60 % (mean 50 %), SJ's 0 %.
+    Dwell = 2 s + 30 s x exit occupancy + 4 s x stop-line occupancy: WJ 2 + 6 + 2 = 10 s,
+    SJ 2 + 3 = 5 s."""
+    from tests.conftest import build_t_junction
+
+    net = compile_network(build_t_junction())
+    model = estimator_model(net)
+    occ = np.zeros(net.n_detectors)
+    for det, o in (("JE_0_in", 10.0), ("JS_0_in", 30.0), ("WJ_0_stop", 40.0), ("WJ_1_stop", 60.0)):
+        occ[net.det_index[det]] = o
+    params = EstimatorParams(junction_s=2.0, junction_block_s=30.0, junction_start_s=4.0)
+    k_in = measure(model, _with_length(params, _length_prior(params)), np.zeros(net.n_detectors), occ)[4]
+    dwell = _junction_dwell(model, params, k_in, occ)
+    assert dwell[net.link_index["WJ"]] == pytest.approx(10.0)
+    assert dwell[net.link_index["SJ"]] == pytest.approx(5.0)
 
 
 def test_vehicles_inside_a_plain_node_take_the_network_s_time_to_cross() -> None:
@@ -232,20 +269,30 @@ def test_zone_cell_measured_piece_by_piece() -> None:
     """Link A (100 m, 1 lane): entry loop at 10 m, zone on 60-100 m; its cell runs on to the
     entry loop of bay B at 10 m (exit at 110 m). B (20 m) has a zone over 0-20 m.
     Occupancies: A's zone 50 % -> 0.5/5 = 0.1 veh/m x 40 m = 4; A's entry loop 10 % ->
-    0.02 veh/m over the unseen 10-60 m = 1; the 10 m on B at the mean of B's zone density
-    (20 % -> 0.04) and its entry loop (0 %): 0.02 x 10 = 0.2. Measurement = 5.2 vehicles."""
+    0.02 veh/m over the unseen 10-60 m = 1; the 10 m on B as B's camera shows its queue:
+    its 0.04 veh/m x 20 m = 0.8 vehicles stand at jam spacing in the 6 m before B's stop
+    line, clear of B's first 10 m, and B's entry loop (0 %) sees none pass there: 0.
+    Measurement = 5.0 vehicles. Where B's camera shows a queue reaching back past B's entry
+    loop (60 %: 2.4 vehicles over 18 m), its first 8 m hold jam density and the 2 m beyond
+    the loop's: 8 / 7.5 + the fronts' share = 1.07 + 8 / 10 x (floor(20 / 7.5) + 1 - 20 /
+    7.5) = 1.33; measurement 6.33."""
     # detectors: 0 A entry, 1 A zone, 2 B entry, 3 B zone
     occ = np.array([10.0, 50.0, 0.0, 20.0])
     count = np.full(4, 3.0)
     speed = np.array([10.0, 10.0])
     z = _link_inputs(*args_of(count, occ), 0.0, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2),
                      np.zeros(2, dtype=np.bool_), 30.0)[7]
-    assert z[0] == pytest.approx(5.2)
+    assert z[0] == pytest.approx(5.0)
+    queued = occ.copy()
+    queued[3] = 60.0
+    z = _link_inputs(*args_of(count, queued), 0.0, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6),
+                     np.zeros(2), np.zeros(2, dtype=np.bool_), 30.0)[7]
+    assert z[0] == pytest.approx(4.0 + 1.0 + 8.0 / 7.5 + 0.8 * (3.0 - 20.0 / 7.5))
     # with half of each vehicle straddling a boundary loop counted: A's cell is bounded by its
-    # entry loop (10 % occupied) and B's entry loop (0 %): 5.2 + 0.5 x (0 - 0.1) = 5.15
+    # entry loop (10 % occupied) and B's entry loop (0 %): 5.0 + 0.5 x (0 - 0.1) = 4.95
     boundary = _link_inputs(*args_of(count, occ), 0.5, speed, 30.0, np.full(2, np.nan), np.full(2, 0.6), np.zeros(2),
                      np.zeros(2, dtype=np.bool_), 30.0)[7]
-    assert boundary[0] == pytest.approx(5.15)
+    assert boundary[0] == pytest.approx(4.95)
 
 
 def args_of(count: np.ndarray, occ: np.ndarray) -> tuple:
@@ -742,8 +789,8 @@ def test_stop_line_loops_alone_measure_a_cell_by_littles_law() -> None:
     30 s of the 56 s cycle, SJ's 20 s. Webster's uniform delay at half saturation,
     0.5 C (1 - g/C)^2 / (1 - g/C / 2): WJ 28 x 0.4643^2 / 0.7321 = 8.244 s, SJ 14.09 s. WJ
     lets 4 + 4 out per 30 s; its cell (98 m to the stop line at 10 m/s) then holds
-    8 / 30 x (9.8 + 8.244) = 4.81 vehicles when the measurement is trusted, plus the 2 m
-    after the stop-line loops at their density (10 % -> 0.02 veh/m per lane): 0.08."""
+    8 / 30 x (9.8 + 8.244) = 4.81 vehicles when the measurement is trusted. The 2 m after
+    the stop-line loops hold no 5 m car (``_tail``)."""
     from tests.conftest import build_t_junction
 
     spec = build_t_junction()
@@ -758,24 +805,27 @@ def test_stop_line_loops_alone_measure_a_cell_by_littles_law() -> None:
     params = EstimatorParams(process_var=0.01, stopline_rel_std=0.001, loop_abs_std=0.01,
                              count_var=0.0, sink_prior_var=0.0, sink_var=0.0, scan_s=120.0)
     ests, _ = run_estimator(_frame(count, np.full_like(count, 10.0)), net, params)
-    assert ests[-1].link_vehicles[wj] == pytest.approx(8.0 / 30.0 * (9.8 + 8.244) + 0.08, abs=0.02)
+    assert ests[-1].link_vehicles[wj] == pytest.approx(8.0 / 30.0 * (9.8 + 8.244), abs=0.02)
 
 
-def test_tail_after_the_stop_line_at_the_zone_s_density_else_the_loop_s() -> None:
-    """The T-junction's approaches have stop-line loops 2 m before their 100 m end. WJ's and
-    SJ's zones reach past them, so their tails are 2 m at the zones' density (0.1 and 0.2
-    veh/m: 0.2 and 0.4); the exits JE and JS have none. Without SJ's zone its tail takes the
-    loop's density (0.3 veh/m: 0.6). (``benchmarks/estimation_breakdown.py`` shows such tails
-    to be error where the setback is shorter than a vehicle.)"""
+def test_tail_after_the_stop_line_holds_what_a_setback_longer_than_a_car_leaves() -> None:
+    """The T-junction's approaches have stop-line loops 2 m before their 100 m end. A loop
+    counts a vehicle out once its back has passed it, and the link holds a vehicle while its
+    front is on it, so a 2 m setback holds no 5 m car: no tail. With 1 m vehicles, 1 m of
+    it does: WJ's and SJ's zones reach past their loops, so at the zones' density (0.1 and
+    0.2 veh/m) 0.1 and 0.2; the exits JE and JS have none. Without SJ's zone its tail takes
+    the loop's density (0.3 veh/m: 0.3)."""
     from tests.conftest import build_t_junction
 
     spec = build_t_junction()
-    for net, zone_sj, expected in ((compile_network(spec), 0.2, [0.2, 0.4, 0.0, 0.0]),
-                                   (_without(spec, "SJ_0_zone"), 0.0, [0.2, 0.6, 0.0, 0.0])):
+    for net, zone_sj, expected in ((compile_network(spec), 0.2, [0.1, 0.2, 0.0, 0.0]),
+                                   (_without(spec, "SJ_0_zone"), 0.0, [0.1, 0.3, 0.0, 0.0])):
         idx = [net.link_index[k] for k in ("WJ", "SJ", "JE", "JS")]
         k_out, k_zone = np.zeros(4), np.zeros(4)
         k_out[idx], k_zone[idx] = [0.5, 0.3, 1.0, 1.0], [0.1, zone_sj, 0.0, 0.0]
-        assert link_tails(estimator_model(net), k_out, k_zone)[idx] == pytest.approx(expected)
+        model = estimator_model(net)
+        assert link_tails(model, k_out, k_zone, 1.0)[idx] == pytest.approx(expected)
+        assert link_tails(model, k_out, k_zone, 5.0)[idx] == pytest.approx([0.0] * 4)
 
 
 def test_noise_is_stated_per_30_s_whatever_the_interval(chain_net) -> None:
