@@ -65,10 +65,12 @@ from signalopt.network import compile_network
 
 def simulate_traced(demand: str, seed: int, duration: float, controller: str = "fixed",
                     scenario: str = "pilot128", zone_truth: bool = False,
-                    interval_s: float = 30.0, site_file: Path | None = None):
+                    interval_s: float = 30.0, site_file: Path | None = None,
+                    snap_s: float | None = None):
     """Run ``scenario`` under ``controller`` with detectors reporting every ``interval_s``
     (the virtual ones, or the site's own from ``site_file``);
-    return (counts rows, vehicle positions per interval end), and with ``zone_truth`` also
+    return (counts rows, vehicle positions per interval end, or every ``snap_s`` seconds
+    where given), and with ``zone_truth`` also
     each zone's true occupancy (%, the vehicles' length inside it over its length) as a mean
     over every second and over interval ends."""
     from estimation import _scenario
@@ -102,15 +104,16 @@ def simulate_traced(demand: str, seed: int, duration: float, controller: str = "
                 ctrl.on_step(ctx, t)
                 now = _zone_occupancy(api, zones)
                 occ_all += now
+                if snap_s is not None and k % round(snap_s) == 0:
+                    rows += _positions(api, t)
                 if k % every:
                     continue
                 occ_ends, n_ends = occ_ends + now, n_ends + 1
                 cols = reader.read(t - layout.interval_s)
                 ctrl.on_counts(ctx, cols, t)
                 counts.append(pd.DataFrame(cols))
-                veh = api.vehicle
-                rows += [(t, v, veh.getRoadID(v), veh.getLanePosition(v), veh.getLength(v))
-                         for v in veh.getIDList()]
+                if snap_s is None:
+                    rows += _positions(api, t)
         finally:
             sim.close()
     out = (pd.concat(counts, ignore_index=True),
@@ -121,6 +124,13 @@ def simulate_traced(demand: str, seed: int, duration: float, controller: str = "
                           "true_mean": occ_all / round(duration),
                           "true_at_interval_ends": occ_ends / max(n_ends, 1)})
     return (*out, truth)
+
+
+def _positions(api, t: float) -> list[tuple]:
+    """(t, vehicle, edge, front position, length) of every vehicle in the network now."""
+    veh = api.vehicle
+    return [(t, v, veh.getRoadID(v), veh.getLanePosition(v), veh.getLength(v))
+            for v in veh.getIDList()]
 
 
 def _zone_occupancy(api, zones: list) -> np.ndarray:

@@ -27,6 +27,7 @@ from signalopt.estimate import (
     measure,
     run_estimator,
     split_weights,
+    step,
     vehicle_length,
 )
 from signalopt.network import (
@@ -111,6 +112,36 @@ def test_the_junction_dwell_grows_with_exit_and_stop_line_occupancy() -> None:
     dwell = _junction_dwell(model, params, k_in, occ)
     assert dwell[net.link_index["WJ"]] == pytest.approx(10.0)
     assert dwell[net.link_index["SJ"]] == pytest.approx(5.0)
+
+
+def test_the_junction_count_is_linear_in_the_dwell_constants() -> None:
+    """``benchmarks/junction_dwell.py`` fits the dwell from four runs of the estimator with
+    unit constants; that holds only if nothing else depends on them. Random counts and
+    occupancies on the T-junction over six intervals: the vehicles inside junctions with
+    (1.89, 29.8, 3.0) equal the unit runs' combination."""
+    from tests.conftest import build_t_junction
+
+    net = compile_network(build_t_junction())
+    model = estimator_model(net)
+    rng = np.random.default_rng(3)
+    count = rng.integers(0, 12, size=(6, net.n_detectors)).astype(float)
+    occ = rng.uniform(0.0, 40.0, size=(6, net.n_detectors))
+    speed = np.full_like(occ, 8.0)
+
+    def inside(js: float, jb: float, jt: float) -> np.ndarray:
+        params = EstimatorParams(junction_s=js, junction_block_s=jb, junction_start_s=jt)
+        state, out = init_state(model, params), []
+        for k in range(6):
+            state = step(model, state, count[k], occ[k], speed[k], t_start=30.0 * k,
+                         params=params, qa_params=QAParams())
+            out.append(state.internal)
+        return np.array(out)
+
+    base = inside(0.0, 0.0, 0.0)
+    units = [inside(1.0, 0.0, 0.0), inside(0.0, 1.0, 0.0), inside(0.0, 0.0, 1.0)]
+    combined = base + sum(c * (u - base) for c, u in zip((1.89, 29.8, 3.0), units, strict=True))
+    assert units[0].max() > 0 and units[1].max() > units[1].min() > 0
+    np.testing.assert_allclose(inside(1.89, 29.8, 3.0), combined, rtol=1e-9)
 
 
 def test_vehicles_inside_a_plain_node_take_the_network_s_time_to_cross() -> None:
