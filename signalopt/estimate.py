@@ -368,10 +368,10 @@ def _link_vehicles(cell, p00, w, cross, k_in, k_out, k_zone, head_q, dwell, out_
     n = cell.shape[0]
     head, tail = np.zeros(n), np.zeros(n)
     for l in range(n):  # noqa: E741
-        zs, ze = np.inf, -np.inf
+        ze = -np.inf
         for j in range(zone_indptr[l], zone_indptr[l + 1]):
-            zs, ze = min(zs, zone_start[zone_det[j]]), max(ze, zone_end[zone_det[j]])
-        if zs <= 0.5 * entry_pos[l]:
+            ze = max(ze, zone_end[zone_det[j]])
+        if _sees_head(zone_indptr, zone_start, zone_det, entry_pos, l):
             # where a camera sees the head too, the queue it shows reaches into it
             head[l] = head_q[l]
         elif out_kind[l] == 3:
