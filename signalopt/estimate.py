@@ -519,9 +519,8 @@ def _junction_dwell(model: EstimatorModel, params: EstimatorParams, k_in: np.nda
     m, p = model, params
     down = _exit_occupancy(m, k_in, p.vehicle_length_m)[m.exit_link]
     n = m.link_len.shape[0]
-    owner = np.repeat(np.arange(n), np.diff(m.out_indptr))
     occ = np.nan_to_num(occupancy[m.out_det]) / 100.0
-    stop = np.bincount(owner, weights=occ, minlength=n) / np.maximum(np.diff(m.out_indptr), 1)
+    stop = np.bincount(m.out_link, weights=occ, minlength=n) / np.maximum(np.diff(m.out_indptr), 1)
     stop = np.where(m.out_kind == OUT_STOPLINE, stop, 0.0)
     return p.junction_s + p.junction_block_s * down + p.junction_start_s * stop
 
@@ -856,8 +855,7 @@ def _fit_seen(model: EstimatorModel, bad: np.ndarray) -> np.ndarray:
     fed by the stop lines upstream and drained by healthy stop-line loops."""
     n = model.link_len.shape[0]
     in_bad = np.bincount(model.in_link, weights=bad[model.in_det], minlength=n) > 0
-    out_link = np.repeat(np.arange(n), np.diff(model.out_indptr))
-    out_bad = np.bincount(out_link, weights=bad[model.out_det], minlength=n) > 0
+    out_bad = np.bincount(model.out_link, weights=bad[model.out_det], minlength=n) > 0
     drained = (model.in_kind == IN_RELEASED) & (model.out_kind == OUT_STOPLINE) & ~out_bad
     return ((np.diff(model.in_indptr) > 0) & ~in_bad) | drained
 

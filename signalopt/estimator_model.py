@@ -49,6 +49,7 @@ class EstimatorModel(NamedTuple):
     in_link: np.ndarray  # link of each in_det entry
     out_indptr: np.ndarray  # CSR link -> detectors of its exit cross-section
     out_det: np.ndarray
+    out_link: np.ndarray  # link of each out_det entry
     out_w: np.ndarray  # weight of each (shared successor entry loop)
     out_wsum: np.ndarray  # (n_links,) sum of out_w: the exit cross-section's lanes
     succ_indptr: np.ndarray  # CSR link -> successor links (for OUT_NEXT_ENTRY)
@@ -173,6 +174,7 @@ def estimator_model(net: CompiledNetwork) -> EstimatorModel:
         in_indptr=ii(entry)[0], in_det=ii(entry)[1],
         in_link=np.repeat(np.arange(n), np.diff(ii(entry)[0])),
         out_indptr=ii(out_g)[0], out_det=ii(out_g)[1],
+        out_link=np.repeat(np.arange(n), np.diff(ii(out_g)[0])),
         out_w=np.array([w for g in out_w for w in g], dtype=np.float64),
         out_wsum=np.array([sum(g) for g in out_w], dtype=np.float64),
         succ_indptr=ii(succ_g)[0], succ=ii(succ_g)[1],
