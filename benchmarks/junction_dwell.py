@@ -78,16 +78,18 @@ def regressors(path: Path, interval_s: float = 30.0, skip_s: float = 120.0) -> p
             series.append(state.internal)
         inside[unit] = np.array(series)
     snaps = pd.read_parquet(path, columns=["t", "edge"])
-    k = np.searchsorted(t_end, snaps["t"].to_numpy())  # snapshots in (t_end - T, t_end]
-    per = np.bincount(k, minlength=t_end.shape[0] + 1)[:t_end.shape[0]]
-    in_junction = snaps["edge"].str.startswith(":").to_numpy()
-    true = np.bincount(k[in_junction], minlength=t_end.shape[0] + 1)[:t_end.shape[0]]
-    n_snaps = np.bincount(np.unique(np.c_[k, snaps["t"].to_numpy()], axis=0)[:, 0].astype(int),
-                          minlength=t_end.shape[0] + 1)[:t_end.shape[0]]
+    n = t_end.shape[0]
+
+    def per_interval(t: np.ndarray) -> np.ndarray:  # snapshots in (t_end - T, t_end]
+        return np.bincount(np.searchsorted(t_end, t), minlength=n + 1)[:n]
+
+    t = snaps["t"].to_numpy()
+    true = per_interval(t[snaps["edge"].str.startswith(":").to_numpy()])
+    n_snaps = per_interval(np.unique(t))
     df = pd.DataFrame({"t": t_end, "inside_mean": true / np.maximum(n_snaps, 1),
                        "plain_nodes": inside[None],
                        **{c: inside[c] - inside[None] for c in CONSTANTS}})
-    return df[(t_end > skip_s) & (per > 0)]
+    return df[(t_end > skip_s) & (n_snaps > 0)]
 
 
 def fit(rows: pd.DataFrame) -> dict[str, float]:
